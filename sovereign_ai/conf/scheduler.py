@@ -18,7 +18,18 @@ GROUP = cfg.OptGroup(
     name='sovereign_ai_scheduler',
     title='sovereign-ai scheduler options')
 
-OPTS = []
+OPTS = [
+    cfg.IntOpt(
+        'topology_warning_interval',
+        default=300,
+        min=0,
+        help='Minimum time, in seconds, between two warnings that '
+             'GpuTopologyFilter logs for the same host and the same '
+             'problem: a GPU whose device spec tag is missing or malformed, '
+             'or a flavor with an invalid sovereign_ai extra spec. Repeats '
+             'inside the interval are counted, and the next warning states '
+             'the count. 0 logs every occurrence.'),
+]
 
 
 def register_opts(conf):
