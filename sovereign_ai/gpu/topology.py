@@ -115,8 +115,9 @@ def _numa_domain(value):
 
 
 def _tag_domain(value):
-    # Tags reach the scheduler as strings; a JSON number written in
-    # [pci] device_spec is accepted as its decimal string.
+    # Tags reach nova-scheduler as strings, and Nova matches them without
+    # regard to case, so 'SW0' and 'sw0' name the same domain. A JSON number
+    # in [pci] device_spec counts as its decimal string.
     if isinstance(value, bool):
         return None
 
@@ -124,7 +125,7 @@ def _tag_domain(value):
         return str(value)
 
     if isinstance(value, str):
-        return value.strip() or None
+        return value.strip().lower() or None
     return None
 
 
@@ -134,11 +135,11 @@ def domain_of(attributes, level):
     :param attributes: a PCI pool dict from ``host_state.pci_stats.pools``,
         or any mapping with ``numa_node`` and the device spec tag keys.
     :param level: one of :data:`AFFINITY_LEVELS`.
-    :returns: :data:`HOST_DOMAIN` for ``none``; the NUMA node id (an int)
-        for ``numa``; the stripped tag string for ``pcie_switch`` and
-        ``nvlink``. None when the attributes lack that information: a
-        missing or negative ``numa_node``, a missing or empty tag, or a
-        value of another type (a list, for example).
+    :returns: :data:`HOST_DOMAIN` for ``none``, the NUMA node id (an int)
+        for ``numa``, and the tag string, stripped and in lower case, for
+        ``pcie_switch`` and ``nvlink``. None when the attributes lack that
+        information: a missing or negative ``numa_node``, a missing or empty
+        tag, or a value of another type (a list, for example).
     :raises ValueError: when ``level`` is not an affinity level.
     """
     if level == AFFINITY_NONE:

@@ -107,6 +107,8 @@ class TestDomainOf(base.TestCase):
         self.assertEqual(
             'sw0', topology.domain_of({'pcie_switch': ' sw0 '}, 'pcie_switch'))
         self.assertEqual(
+            'sw0', topology.domain_of({'pcie_switch': 'SW0'}, 'pcie_switch'))
+        self.assertEqual(
             '2', topology.domain_of({'nvlink_domain': 2}, 'nvlink'))
         self.assertIsNone(
             topology.domain_of({'nvlink_domain': ''}, 'nvlink'))
