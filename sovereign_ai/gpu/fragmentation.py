@@ -480,16 +480,20 @@ def place(gpus, indices, shape):
     return placed
 
 
-def expected_increase(gpus, shape, distribution, before=None):
+def expected_increase(gpus, shape, distribution, before=None, indices=None):
     """Return the growth of fragmentation when ``shape`` lands on ``gpus``.
 
     The same as :func:`fragmentation_increase` with a distribution taken
     once by the caller. ``before``, when given, is the caller's value of
-    ``expected_fragmentation(gpus, distribution)``.
+    ``expected_fragmentation(gpus, distribution)``. ``indices``, when
+    given, are the GPUs that the request takes, for a caller that knows
+    them (from an allocation candidate, for example); otherwise they are
+    those of :func:`choose_gpus`.
 
     :returns: a float, or None when the shape does not fit.
     """
-    indices = choose_gpus(gpus, shape)
+    if indices is None:
+        indices = choose_gpus(gpus, shape)
     if indices is None:
         return None
 
