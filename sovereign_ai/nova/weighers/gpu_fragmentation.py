@@ -330,6 +330,9 @@ def predict_claimed_gpus(owners, count, providers=None):
         candidate names are not free on the host.
     """
     if not providers:
+        # NOTE: for an instance with a NUMA topology, Nova first narrows
+        # the pools to the instance's NUMA cells, which this prediction
+        # does not do, so it can name other devices than the claim takes.
         if len(owners) < count:
             return None
         return tuple(range(count))
@@ -408,6 +411,10 @@ class GpuFragmentationWeigher(weights.BaseHostWeigher):
 
         The request shape and the mix distribution are computed, and the
         request observed, once per call rather than once per host.
+
+        NOTE: Nova calls weighers only when two or more hosts pass the
+        filters. When a single host passes, its allocation candidates keep
+        Placement's order and the request is not observed.
         """
         context = self._request_context(weight_properties, observe_it=True)
         return [self._safe_weigh(weighed.obj, context)
