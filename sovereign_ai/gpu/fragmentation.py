@@ -33,6 +33,7 @@ simulator compute the same numbers from the same functions.
 
 import collections
 import dataclasses
+import functools
 import math
 import threading
 
@@ -293,14 +294,24 @@ def _parse_weight(entry, text):
     return weight
 
 
-def _domain_key(gpu, level):
+@functools.lru_cache(maxsize=4096, typed=True)
+def _cached_domain(numa_node, pcie_switch, nvlink_domain, level):
     return topology.domain_of({
-        'numa_node': gpu.numa_node,
+        'numa_node': numa_node,
         topology.DEVICE_SPEC_TAG_BY_LEVEL[topology.AFFINITY_PCIE_SWITCH]:
-            gpu.pcie_switch,
+            pcie_switch,
         topology.DEVICE_SPEC_TAG_BY_LEVEL[topology.AFFINITY_NVLINK]:
-            gpu.nvlink_domain,
+            nvlink_domain,
     }, level)
+
+
+def _domain_key(gpu, level):
+    try:
+        return _cached_domain(
+            gpu.numa_node, gpu.pcie_switch, gpu.nvlink_domain, level)
+    except TypeError:
+        # An unhashable attribute (a list, for example) names no domain.
+        return None
 
 
 def _domains(gpus, level):
@@ -313,30 +324,51 @@ def _domains(gpus, level):
     return keys
 
 
-def _free_by_domain(gpus, keys):
-    free = collections.Counter()
-    for gpu, key in zip(gpus, keys):
-        free[key] += gpu.free_milli
-    return free
-
-
 class _Layout:
-    """Domain keys and free capacity per domain, computed once per call."""
+    """Domain keys and per-domain sums of a GPU list, computed on demand.
 
-    def __init__(self, gpus):
+    Placing a request changes free capacity but no domain, so the layout
+    of the GPUs after a placement shares the domain keys of the layout
+    before it.
+    """
+
+    def __init__(self, gpus, shared_keys=None):
         self.gpus = gpus
-        self._keys = {}
+        self._keys = shared_keys if shared_keys is not None else {}
         self._free = {}
+        self._whole_free = {}
+        self._total_free = None
 
     def keys(self, level):
         if level not in self._keys:
             self._keys[level] = _domains(self.gpus, level)
         return self._keys[level]
 
+    def after(self, placed_gpus):
+        """Return the layout of ``placed_gpus``, sharing the domain keys."""
+        return _Layout(placed_gpus, self._keys)
+
     def free(self, level):
+        """Return the free milli-GPUs of each domain at ``level``."""
         if level not in self._free:
-            self._free[level] = _free_by_domain(self.gpus, self.keys(level))
+            free = collections.Counter()
+            for gpu, key in zip(self.gpus, self.keys(level)):
+                free[key] += gpu.free_milli
+            self._free[level] = free
         return self._free[level]
+
+    def whole_free(self, level):
+        """Return the number of whole-free GPUs of each domain at ``level``."""
+        if level not in self._whole_free:
+            self._whole_free[level] = collections.Counter(
+                key for gpu, key in zip(self.gpus, self.keys(level))
+                if gpu.free_milli == WHOLE_GPU_MILLI)
+        return self._whole_free[level]
+
+    def total_free(self):
+        if self._total_free is None:
+            self._total_free = sum(gpu.free_milli for gpu in self.gpus)
+        return self._total_free
 
 
 def choose_gpus(gpus, shape):
@@ -436,18 +468,17 @@ def shape_fragmentation(gpus, shape, layout=None):
         return sum(gpu.free_milli for gpu in gpus
                    if gpu.free_milli < shape.gpu_milli)
 
+    # Free capacity minus the whole GPUs in domains that fit the shape.
     layout = layout or _Layout(gpus)
-    keys = layout.keys(shape.affinity)
-    whole_free = collections.Counter(
-        key for gpu, key in zip(gpus, keys)
-        if gpu.free_milli == WHOLE_GPU_MILLI)
+    usable = sum(count for count in layout.whole_free(shape.affinity).values()
+                 if count >= shape.gpu_count)
+    return layout.total_free() - usable * WHOLE_GPU_MILLI
 
-    fragmented = 0
-    for gpu, key in zip(gpus, keys):
-        if (gpu.free_milli < WHOLE_GPU_MILLI
-                or whole_free[key] < shape.gpu_count):
-            fragmented += gpu.free_milli
-    return fragmented
+
+def _expected(layout, distribution):
+    return sum(
+        probability * shape_fragmentation(layout.gpus, shape, layout)
+        for shape, probability in distribution)
 
 
 def expected_fragmentation(gpus, distribution):
@@ -457,9 +488,7 @@ def expected_fragmentation(gpus, distribution):
         :meth:`RequestMix.distribution`. A caller that weighs many hosts
         for one request takes the distribution once and passes it here.
     """
-    layout = _Layout(gpus)
-    return sum(probability * shape_fragmentation(gpus, shape, layout)
-               for shape, probability in distribution)
+    return _expected(_Layout(gpus), distribution)
 
 
 def fragmentation(gpus, mix):
@@ -497,9 +526,11 @@ def expected_increase(gpus, shape, distribution, before=None, indices=None):
     if indices is None:
         return None
 
+    layout = _Layout(gpus)
     if before is None:
-        before = expected_fragmentation(gpus, distribution)
-    after = expected_fragmentation(place(gpus, indices, shape), distribution)
+        before = _expected(layout, distribution)
+    after = _expected(layout.after(place(gpus, indices, shape)),
+                      distribution)
     return after - before
 
 

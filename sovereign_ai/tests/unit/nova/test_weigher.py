@@ -54,12 +54,13 @@ class HostBuilder:
     def __init__(self):
         self._count = 0
 
-    def host(self, name, gpus, used=(), placement=False):
+    def host(self, name, gpus, used=(), placement=False, serialised=False):
         """Return a HostState with ``gpus`` (dicts); ``used`` are claimed.
 
         With ``placement``, every device gets a resource provider UUID the
-        way nova-compute records it, and the host gets one allocation
-        candidate per free device, in reverse device order.
+        way nova-compute records it. With ``serialised``, the pools go
+        through the compute node's pci_device_pools field, as
+        nova-scheduler reads them, so they lose their device lists.
         """
         self._count += 1
         specs = []
@@ -95,6 +96,11 @@ class HostBuilder:
             stats.populate_pools_metadata_from_assigned_devices()
         for index in used:
             stats.remove_device(devices[index])
+
+        if serialised:
+            stats = pci_stats.PciDeviceStats(
+                None, stats=stats.to_device_pools_obj(),
+                dev_filter=whitelist.Whitelist(specs))
 
         host = host_manager.HostState(name, name + '-node', 'cell1')
         host.pci_stats = stats
@@ -246,6 +252,20 @@ class TestPackingOrder(WeigherTestCase):
 
         self.assertEqual(weighed['whole'], weighed['mixed'])
         self.assertGreater(weighed['broken'], weighed['whole'])
+
+    def test_serialised_pools(self):
+        self.set_mix('1:0.5,8@nvlink:0.5')
+        spec_obj = request_spec(1)
+        compute_side = self.builder.host('a', hgx(), used=(0, 1, 2))
+        scheduler_side = self.builder.host('b', hgx(), used=(0, 1, 2),
+                                           serialised=True)
+
+        weight = self.weigher._weigh_object(compute_side, spec_obj)
+
+        self.assertNotIn('devices', scheduler_side.pci_stats.pools[0])
+        self.assertEqual(500.0, weight)
+        self.assertEqual(
+            weight, self.weigher._weigh_object(scheduler_side, spec_obj))
 
     def test_host_weight_formula(self):
         self.set_mix('1:0.5,8@nvlink:0.5')
