@@ -1,0 +1,201 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The reference policies best-fit and FGD, written from their description.
+
+Both come from Weng et al., "Beware of Fragmentation: Scheduling
+GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC '23.
+
+FGD (fragmentation gradient descent) places a task on the node, and the
+GPUs of that node, where the expected fragmentation of the node grows
+least. For one task type, the fragmentation of a node is the free GPU
+capacity that the type cannot use: all free capacity when the type does
+not fit on the node at all (CPU, memory, GPU model or GPU capacity), and
+otherwise the free capacity of the GPUs with less free than the type needs
+on one GPU (its share, or a whole GPU). The expected fragmentation weighs
+the types by their popularity in the workload. Counts are used instead of
+probabilities, so the values are exact integers (milli-GPUs times tasks).
+
+NOTE: a CPU-only type cannot use any GPU, so all free GPU capacity counts
+as fragmented for it. That adds the same amount to every node's increase
+when a GPU task is placed, so it never changes a placement of a GPU task.
+
+Best-fit places a task on the node with the least remaining resources
+after placement: the sum over CPU, memory and GPU of the remaining share
+of the node's capacity, with equal weights.
+
+Each policy has a scalar form (one node at a time, used by the Nova
+weighers of the ``nova`` engine) and a vectorised form (all nodes at once,
+used by the ``fast`` engine). The engine equivalence test checks that the
+two agree.
+"""
+
+import typing
+
+import numpy as np
+
+from sovereign_ai.simulate import state as state_mod
+
+WHOLE = state_mod.WHOLE
+
+
+class TaskMix(typing.NamedTuple):
+    """The task types of a workload and their counts, as arrays."""
+
+    cpu_milli: np.ndarray
+    memory_mib: np.ndarray
+    num_gpu: np.ndarray
+    gpu_milli: np.ndarray
+    spec_mask: np.ndarray
+    count: np.ndarray
+    #: Free capacity that one GPU needs for the type: the share, a whole
+    #: GPU, or 0 for a CPU-only type.
+    need: np.ndarray
+
+
+def task_mix(workload):
+    """Return the :class:`TaskMix` of a workload."""
+    table = np.stack([workload.cpu_milli, workload.memory_mib,
+                      workload.num_gpu, workload.gpu_milli,
+                      workload.spec_mask], axis=1)
+    types, counts = np.unique(table, axis=0, return_counts=True)
+    need = np.where(types[:, 2] > 0, types[:, 3], 0)
+    return TaskMix(types[:, 0], types[:, 1], types[:, 2], types[:, 3],
+                   types[:, 4], counts.astype(np.int64), need)
+
+
+def node_fragmentation(mix, cpu_free, memory_free, model, gpu_free):
+    """Return the expected fragmentation of one node (scalar form).
+
+    :param gpu_free: free milli-GPUs of each GPU of the node.
+    :returns: an int, the sum over task types of count times the free
+        milli-GPUs that the type cannot use.
+    """
+    gpu_free = [int(free) for free in gpu_free]
+    total = sum(gpu_free)
+    whole_free = sum(1 for free in gpu_free if free == WHOLE)
+    max_free = max(gpu_free) if gpu_free else 0
+
+    fragmented = 0
+    for index in range(len(mix.count)):
+        num_gpu = int(mix.num_gpu[index])
+        need = int(mix.need[index])
+        spec = int(mix.spec_mask[index])
+
+        fits = (num_gpu > 0
+                and cpu_free >= mix.cpu_milli[index]
+                and memory_free >= mix.memory_mib[index]
+                and (not spec or (spec >> model) & 1))
+        if fits and need < WHOLE:
+            fits = max_free >= need
+        elif fits:
+            fits = whole_free >= num_gpu
+
+        if fits:
+            unusable = sum(free for free in gpu_free if free < need)
+        else:
+            unusable = total
+        fragmented += int(mix.count[index]) * unusable
+    return fragmented
+
+
+def fragmentation_of_states(mix, cpu_free, memory_free, model, gpu_free):
+    """Return the expected fragmentation of many node states (vectorised).
+
+    The arguments are arrays with one entry (``gpu_free``: one row) per
+    state. The result equals :func:`node_fragmentation` for each state.
+    """
+    total = gpu_free.sum(axis=1)
+    whole_free = (gpu_free == WHOLE).sum(axis=1)
+    max_free = gpu_free.max(axis=1)
+
+    needs, need_index = np.unique(mix.need, return_inverse=True)
+    unusable = np.stack(
+        [(gpu_free * (gpu_free < need)).sum(axis=1) for need in needs],
+        axis=1)
+
+    allowed = ((mix.spec_mask[None, :] == 0)
+               | ((mix.spec_mask[None, :] >> model[:, None]) & 1 == 1))
+    fits = ((mix.num_gpu[None, :] > 0)
+            & (cpu_free[:, None] >= mix.cpu_milli[None, :])
+            & (memory_free[:, None] >= mix.memory_mib[None, :])
+            & allowed)
+    sharing = mix.need < WHOLE
+    gpu_fits = np.where(sharing[None, :],
+                        max_free[:, None] >= mix.need[None, :],
+                        whole_free[:, None] >= mix.num_gpu[None, :])
+    fits &= gpu_fits
+
+    fragmented = np.where(fits, unusable[:, need_index], total[:, None])
+    return fragmented @ mix.count
+
+
+def fgd_choice(mix, cpu_free, memory_free, model, gpu_free, task):
+    """Return ``(increase, gpus)`` of FGD for a task on one node (scalar).
+
+    A share tries every GPU with room and keeps the one with the smallest
+    increase, the lowest index on a tie. Whole GPUs are interchangeable for
+    the measure, so whole-GPU tasks take the first whole-free GPUs.
+    """
+    gpu_free = [int(free) for free in gpu_free]
+    before = node_fragmentation(mix, cpu_free, memory_free, model, gpu_free)
+    cpu_after = cpu_free - task.cpu_milli
+    memory_after = memory_free - task.memory_mib
+
+    if task.is_sharing:
+        options = [(gpu,) for gpu, free in enumerate(gpu_free)
+                   if free >= task.gpu_milli]
+    elif task.is_whole:
+        whole = [gpu for gpu, free in enumerate(gpu_free) if free == WHOLE]
+        options = [tuple(whole[:task.num_gpu])]
+    else:
+        options = [()]
+
+    best = None
+    for gpus in options:
+        after_free = list(gpu_free)
+        for gpu in gpus:
+            after_free[gpu] -= task.gpu_milli
+        after = node_fragmentation(mix, cpu_after, memory_after, model,
+                                   after_free)
+        if best is None or after - before < best[0]:
+            best = (after - before, gpus)
+    return best
+
+
+def best_fit_score(cpu_left, cpu_capacity, memory_left, memory_capacity,
+                   gpu_left, gpu_capacity):
+    """Return the remaining share of a node's resources after placement.
+
+    Works on scalars and on numpy arrays alike, with the same operations
+    in the same order, so both forms give identical floats.
+    """
+    return (cpu_left / cpu_capacity + memory_left / memory_capacity
+            + gpu_left / gpu_capacity)
+
+
+def best_fit_gpus(gpu_free, task):
+    """Return the GPUs best-fit takes on a node (scalar).
+
+    A share goes to the GPU with the least free capacity that still fits,
+    the lowest index on a tie; whole-GPU tasks take the first whole-free
+    GPUs.
+    """
+    gpu_free = [int(free) for free in gpu_free]
+    if task.is_sharing:
+        fitting = [gpu for gpu, free in enumerate(gpu_free)
+                   if free >= task.gpu_milli]
+        return (min(fitting, key=lambda gpu: (gpu_free[gpu], gpu)),)
+    if task.is_whole:
+        whole = [gpu for gpu, free in enumerate(gpu_free) if free == WHOLE]
+        return tuple(whole[:task.num_gpu])
+    return ()
