@@ -447,8 +447,8 @@ def _pack(layout, candidates, count):
     if len(candidates) == count:
         return candidates
 
-    # No single domain has exactly `count` of them, so take the GPUs
-    # that sit in the fullest domains first.
+    # No smaller domain has `count` of them, so take the GPUs that sit in
+    # the fullest domains first.
     def fullness(index):
         return tuple(layout.free(level)[layout.keys(level)[index]]
                      for level in _SUB_LEVELS) + (index,)
