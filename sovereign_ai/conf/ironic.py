@@ -18,7 +18,49 @@ GROUP = cfg.OptGroup(
     name='sovereign_ai_ironic',
     title='sovereign-ai ironic options')
 
-OPTS = []
+OPTS = [
+    cfg.StrOpt(
+        'nvidia_smi_command',
+        default='nvidia-smi',
+        help='Path or name (searched on PATH) of the nvidia-smi executable '
+             'that the GPU steps and sovereign-ai gpu-check run.'),
+    cfg.StrOpt(
+        'dcgmi_command',
+        default='dcgmi',
+        help='Path or name (searched on PATH) of the DCGM dcgmi executable '
+             'used by the dcgm burn-in backend.'),
+    cfg.StrOpt(
+        'gpu_burn_command',
+        default='gpu_burn',
+        help='Path or name (searched on PATH) of the gpu-burn executable '
+             'used by the gpu-burn burn-in backend. gpu-burn loads '
+             'compare.ptx from its working directory, so the step runs it '
+             'in the directory that contains the executable.'),
+    cfg.StrOpt(
+        'dmesg_command',
+        default='dmesg',
+        help='Path or name of the dmesg executable that reads the kernel '
+             'log for Xid events.'),
+    cfg.StrOpt(
+        'query_format',
+        default='xml',
+        choices=[('xml', 'nvidia-smi -q -x, the machine-readable form'),
+                 ('text', 'nvidia-smi -q, for drivers whose XML is broken')],
+        help='Output format of the nvidia-smi query that validate_gpus '
+             'reads.'),
+    cfg.IntOpt(
+        'command_timeout',
+        default=120,
+        min=1,
+        help='Seconds to wait for one nvidia-smi or dmesg call before it is '
+             'killed and the step fails with a timeout naming the tool.'),
+    cfg.StrOpt(
+        'log_dir',
+        default='/var/log/sovereign-ai-gpu',
+        help='Directory where the steps write their JSON report and the '
+             'raw tool output. IPA adds it to the ramdisk logs that it '
+             'sends to Ironic.'),
+]
 
 
 def register_opts(conf):
