@@ -171,20 +171,20 @@ class SovereignPolicy(Policy):
         distribution = self.learned.distribution()
         taken = tuple(range(task.num_gpu))
 
-        increases = {}
-        raw = np.empty(len(hosts))
-        for position, node in enumerate(hosts):
-            row = self.state.gpu_free[node]
-            key = (int(self.state.model[node]),
-                   int(self.state.gpu_count[node]),
-                   tuple(np.flatnonzero(row == WHOLE)))
-            if key not in increases:
-                gpus = self._free_gpus(node)
-                before = fragmentation.expected_fragmentation(
-                    gpus, distribution)
-                increases[key] = fragmentation.expected_increase(
-                    gpus, shape, distribution, before, taken)
-            raw[position] = -increases[key]
+        # Hosts with the same model, GPU count and whole-free GPUs have the
+        # same increase, so it is computed once per such layout.
+        state = self.state
+        layouts = ((state.model[hosts] * 64 + state.gpu_count[hosts])
+                   << 32) | state.whole_mask[hosts]
+        unique, first, inverse = np.unique(
+            layouts, return_index=True, return_inverse=True)
+        increases = np.empty(len(unique))
+        for position, index in enumerate(first):
+            gpus = self._free_gpus(int(hosts[index]))
+            before = fragmentation.expected_fragmentation(gpus, distribution)
+            increases[position] = fragmentation.expected_increase(
+                gpus, shape, distribution, before, taken)
+        raw = -increases[inverse.reshape(-1)]
         return weights + self.multiplier * normalize(raw)
 
 

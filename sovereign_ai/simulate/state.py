@@ -89,6 +89,9 @@ class ClusterState:
             self.gpu_free[node, :count] = WHOLE
 
         self.whole_free = self.gpu_count.copy()
+        self._bits = 1 << np.arange(width, dtype=np.int64)
+        #: Bit g set when GPU g of the node is whole-free.
+        self.whole_mask = (self.gpu_free == WHOLE) @ self._bits
         self.max_free = np.full(len(fleet), WHOLE, dtype=np.int64)
         self.allocated_milli = 0
 
@@ -121,6 +124,7 @@ class ClusterState:
 
         row = self.gpu_free[node]
         self.whole_free[node] = int((row == WHOLE).sum())
+        self.whole_mask[node] = int((row == WHOLE) @ self._bits)
         self.max_free[node] = int(row.max())
         self.allocated_milli += task.demand_milli
 
