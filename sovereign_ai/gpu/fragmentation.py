@@ -515,9 +515,9 @@ def expected_increase(gpus, shape, distribution, before=None, indices=None):
     The same as :func:`fragmentation_increase` with a distribution taken
     once by the caller. ``before``, when given, is the caller's value of
     ``expected_fragmentation(gpus, distribution)``. ``indices``, when
-    given, are the GPUs that the request takes, for a caller that knows
-    them (from an allocation candidate, for example); otherwise they are
-    those of :func:`choose_gpus`.
+    given, are the GPUs that the request takes, as an allocation candidate
+    names them, for example. Without them, the request takes the GPUs of
+    :func:`choose_gpus`.
 
     :returns: a float, or None when the shape does not fit.
     """
@@ -532,6 +532,31 @@ def expected_increase(gpus, shape, distribution, before=None, indices=None):
     after = _expected(layout.after(place(gpus, indices, shape)),
                       distribution)
     return after - before
+
+
+def expected_increases(gpus, shape, distribution, index_sets):
+    """Return the growth of fragmentation for several placements.
+
+    Each item of the result is ``expected_increase(gpus, shape,
+    distribution, indices=indices)`` for the matching item of
+    ``index_sets``, or None where that item is None. The placements share
+    the work that does not depend on the GPUs taken, which makes scoring
+    all allocation candidates of a host cheaper.
+    """
+    layout = _Layout(gpus)
+    before = None
+    increases = []
+    for indices in index_sets:
+        if indices is None:
+            increases.append(None)
+            continue
+
+        if before is None:
+            before = _expected(layout, distribution)
+        after = _expected(layout.after(place(gpus, indices, shape)),
+                          distribution)
+        increases.append(after - before)
+    return increases
 
 
 def fragmentation_increase(gpus, shape, mix):

@@ -31,7 +31,9 @@ module and of :mod:`sovereign_ai.gpu.fragmentation`:
    in Placement, or those of an allocation candidate
    (:func:`candidate_providers`).
 5. The weight is ``-fragmentation.expected_increase(gpus, shape,
-   distribution, indices=...)`` for those GPUs. With allocation
+   distribution, indices=...)`` for those GPUs
+   (:func:`fragmentation.expected_increases` computes it for many
+   candidates at once, with the same result). With allocation
    candidates, it is that of the candidate sorted first (see
    :meth:`GpuFragmentationWeigher._sort_candidates` for the order). It
    is 0.0 where there is nothing to weigh.
@@ -343,13 +345,13 @@ def predict_claimed_gpus(owners, count, providers=None):
         if provider is not None:
             free_by_provider[provider].append(index)
 
-    taken = []
+    claimed = []
     for provider in providers:
         free = free_by_provider.get(provider)
         if not free:
             return None
-        taken.append(free.pop(0))
-    return tuple(sorted(taken))
+        claimed.append(free.pop(0))
+    return tuple(sorted(claimed))
 
 
 def _in_one_domain(gpus, indices, level):
@@ -417,7 +419,7 @@ class GpuFragmentationWeigher(weights.BaseHostWeigher):
         Placement's order and the request is not observed.
         """
         context = self._request_context(weight_properties, observe_it=True)
-        return [self._safe_weigh(weighed.obj, context)
+        return [self._safe_weigh(getattr(weighed, 'obj', None), context)
                 for weighed in weighed_obj_list]
 
     def _weigh_object(self, host_state, weight_properties):
@@ -477,20 +479,17 @@ class GpuFragmentationWeigher(weights.BaseHostWeigher):
                        'request': request.pci_request})
             return 0.0
 
-        before = fragmentation.expected_fragmentation(gpus, distribution)
         if _allocates_in_placement(host_state, request):
             increase = self._sort_candidates(
-                host_state, request, distribution, gpus, owners, before)
-            return 0.0 if increase is None else -increase
-
-        indices = predict_claimed_gpus(owners, request.shape.gpu_count)
-        increase = fragmentation.expected_increase(
-            gpus, request.shape, distribution, before, indices)
+                host_state, request, distribution, gpus, owners)
+        else:
+            indices = predict_claimed_gpus(owners, request.shape.gpu_count)
+            [increase] = fragmentation.expected_increases(
+                gpus, request.shape, distribution, [indices])
         return 0.0 if increase is None else -increase
 
     @staticmethod
-    def _sort_candidates(host_state, request, distribution, gpus, owners,
-                         before):
+    def _sort_candidates(host_state, request, distribution, gpus, owners):
         """Sort the allocation candidates of a host, best first.
 
         The scheduler claims the first candidate of the host it selects.
@@ -503,21 +502,24 @@ class GpuFragmentationWeigher(weights.BaseHostWeigher):
             None when no candidate can be scored.
         """
         candidates = host_state.allocation_candidates
-        level = request.shape.affinity
-        increases = {}
-        keys = []
-
-        for position, candidate in enumerate(candidates):
+        claims = []
+        for candidate in candidates:
             providers = candidate_providers(candidate, request.pci_request)
-            indices = predict_claimed_gpus(
+            claims.append(predict_claimed_gpus(
                 owners, request.shape.gpu_count, providers)
-            if not providers or indices is None:
+                if providers else None)
+
+        distinct = sorted({indices for indices in claims
+                           if indices is not None})
+        increases = dict(zip(distinct, fragmentation.expected_increases(
+            gpus, request.shape, distribution, distinct)))
+
+        level = request.shape.affinity
+        keys = []
+        for position, indices in enumerate(claims):
+            if indices is None:
                 keys.append((True, True, 0.0, position))
                 continue
-
-            if indices not in increases:
-                increases[indices] = fragmentation.expected_increase(
-                    gpus, request.shape, distribution, before, indices)
             scattered = not _in_one_domain(gpus, indices, level)
             keys.append((False, scattered, increases[indices], position))
 

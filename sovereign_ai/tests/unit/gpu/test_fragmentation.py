@@ -269,6 +269,39 @@ class TestFragmentationIncrease(base.TestCase):
             frag.expected_increase(gpus, Shape(1), distribution, before))
 
 
+class TestExpectedIncreases(base.TestCase):
+
+    def test_matches_single(self):
+        gpus = hgx(used=(0, 5))
+        distribution = mix_of(
+            (Shape(1), 2), (Shape(2, affinity='pcie_switch'), 1),
+            (Shape(4, affinity='numa'), 1)).distribution()
+        # GPU 1 sits alone on its switch; GPU 2 breaks up a free pair.
+        index_sets = [(1,), (2,), None, (6, 7), (1, 2)]
+
+        increases = frag.expected_increases(
+            gpus, Shape(1), distribution, index_sets)
+
+        self.assertIsNone(increases[2])
+        for indices, increase in zip(index_sets, increases):
+            if indices is None:
+                continue
+            shape = Shape(len(indices))
+            self.assertEqual(
+                frag.expected_increase(gpus, shape, distribution,
+                                       indices=indices),
+                frag.expected_increases(gpus, shape, distribution,
+                                        [indices])[0])
+        self.assertEqual(
+            frag.expected_increase(gpus, Shape(1), distribution,
+                                   indices=(2,)), increases[1])
+        self.assertLess(increases[0], increases[1])
+
+    def test_empty(self):
+        self.assertEqual(
+            [], frag.expected_increases(hgx(), Shape(1), [], []))
+
+
 class TestRequestMix(base.TestCase):
 
     def test_observe(self):

@@ -613,3 +613,5 @@ class TestNeutralWeights(WeigherTestCase):
         self.assertEqual(0.0, dict(weighed)['host1'])
         self.assertIn('cannot score host host1', self.log.output)
         self.assertIn('cannot score host host2', self.log.output)
+        self.assertEqual(
+            [0.0], self.weigher.weigh_objects([object()], request_spec(1)))
