@@ -128,15 +128,22 @@ OPTS = [
 ]
 
 
+def _fresh_group(group):
+    # ConfigOpts.register_group() makes a shallow copy of the group, which
+    # shares the group's option table, so overrides set in one ConfigOpts
+    # would show in every other. A new OptGroup per ConfigOpts avoids it.
+    return cfg.OptGroup(name=group.name, title=group.title, help=group.help)
+
+
 def register_opts(conf):
-    conf.register_group(GROUP)
-    conf.register_opts(OPTS, group=GROUP)
+    conf.register_group(_fresh_group(GROUP))
+    conf.register_opts(OPTS, group=GROUP.name)
     register_cyborg_opts(conf)
 
 
 def register_cyborg_opts(conf):
     """Register the keystoneauth1 options of the Cyborg client group."""
-    conf.register_group(CYBORG_GROUP)
+    conf.register_group(_fresh_group(CYBORG_GROUP))
     ks_loading.register_session_conf_options(conf, CYBORG_GROUP.name)
     ks_loading.register_auth_conf_options(conf, CYBORG_GROUP.name)
     ks_loading.register_adapter_conf_options(conf, CYBORG_GROUP.name)

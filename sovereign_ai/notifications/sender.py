@@ -172,7 +172,9 @@ class Sender:
 
                 self._send(record.message)
                 sent_ids.append(record.id)
-        except oslo_messaging.MessagingException as error:
+        except Exception as error:
+            # MessageDeliveryFailure in most cases, but a connection that
+            # cannot be created raises the kombu error itself.
             self.spool.delete(sent_ids)
             self.sent += len(sent_ids)
             self._log_send_failure(error)

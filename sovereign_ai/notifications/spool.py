@@ -98,6 +98,14 @@ class Spool:
         # A connection must not cross a fork, so a child opens its own.
         try:
             self._connection = self._open(self.path)
+        except sqlite3.OperationalError as error:
+            # A lock held by another process is transient: the caller
+            # reports the failed write and the next call opens again.
+            if 'unable to open' not in str(error):
+                raise
+            self._connection = self._open_in_memory(error)
+        except OSError as error:
+            self._connection = self._open_in_memory(error)
         except sqlite3.DatabaseError as error:
             self._connection = self._recover(error)
         self._pid = os.getpid()

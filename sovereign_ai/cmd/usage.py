@@ -1,0 +1,279 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``sovereign-ai usage`` command: watch and report accelerator usage."""
+
+import csv
+import json
+import sys
+import threading
+
+from oslo_config import cfg
+from oslo_utils import timeutils
+
+from sovereign_ai.cmd import main
+from sovereign_ai.conf import notifications as notifications_conf
+from sovereign_ai.notifications import report
+
+# Nova sets this control exchange, and the driver's sender inherits it
+# unless [sovereign_ai_notifications] exchange is set.
+NOVA_CONTROL_EXCHANGE = 'nova'
+
+DEFAULT_POOL = 'sovereign-ai-usage-watch'
+
+REPORT_COLUMNS = ('project_id', 'model', 'kind', 'instances', 'gpu_hours',
+                  'unknown_count_hours')
+
+
+class UsageCommand(main.Command):
+    """Watch accelerator usage notifications or report GPU-hours."""
+
+    help = 'Watch accelerator usage notifications or report GPU-hours.'
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest='usage_action',
+                                        metavar='ACTION')
+        actions.required = True
+
+        watch = actions.add_parser(
+            'watch', help='Print accelerator usage notifications as they '
+                          'arrive.')
+        watch.add_argument(
+            '--config-file', action='append', default=[],
+            help='A Nova configuration file to read transport_url and '
+                 '[sovereign_ai_notifications] from. Repeatable.')
+        watch.add_argument(
+            '--transport-url',
+            help='Transport URL of the broker. Default: from the '
+                 'configuration files.')
+        watch.add_argument(
+            '--topic', action='append',
+            help='Topic to listen on. Default: [sovereign_ai_notifications] '
+                 'topics.')
+        watch.add_argument(
+            '--exchange',
+            help='Exchange to listen on. Default: [sovereign_ai_notifications]'
+                 ' exchange, or "%s".' % NOVA_CONTROL_EXCHANGE)
+        watch.add_argument(
+            '--pool', default=DEFAULT_POOL,
+            help='Listener pool, which is also the queue name, so the '
+                 'watcher gets copies and takes no message from Ceilometer. '
+                 'Default: %(default)s.')
+        watch.add_argument(
+            '--format', choices=('text', 'json'), default='text',
+            help='text: one readable line per notification; json: one JSON '
+                 'object per line, the input format of "usage report".')
+        watch.add_argument(
+            '--max-messages', type=int,
+            help='Exit after this many notifications.')
+        watch.add_argument(
+            '--keep-queue', action='store_true',
+            help='Keep the pool queue on the broker after exit, so it '
+                 'collects notifications until the next watch.')
+        watch.set_defaults(usage_run=self.watch)
+
+        usage_report = actions.add_parser(
+            'report', help='Compute GPU-hours per project and model from '
+                           'recorded usage notifications.')
+        usage_report.add_argument(
+            'inputs', nargs='*', default=['-'], metavar='FILE',
+            help='JSON lines files, as "usage watch --format json" writes '
+                 'them; "-" (the default) reads standard input.')
+        usage_report.add_argument(
+            '--from', dest='window_start', required=True,
+            help='Start of the report window, ISO 8601 (UTC unless a time '
+                 'zone is given).')
+        usage_report.add_argument(
+            '--to', dest='window_end',
+            help='End of the report window, ISO 8601. Default: now.')
+        usage_report.add_argument(
+            '--format', choices=('table', 'csv', 'json'), default='table',
+            help='Output format. Default: %(default)s.')
+        usage_report.set_defaults(usage_run=self.report)
+
+    def run(self, args):
+        return args.usage_run(args)
+
+    # report
+
+    def report(self, args):
+        window_start = _window_time(args.window_start, '--from')
+        if args.window_end:
+            window_end = _window_time(args.window_end, '--to')
+        else:
+            window_end = timeutils.utcnow()
+        if window_end <= window_start:
+            raise main.CommandError(
+                'invalid window: --to %s is not after --from %s'
+                % (window_end.isoformat(), window_start.isoformat()))
+
+        records = []
+        for name in args.inputs:
+            records.extend(_read_input(name))
+        rows = report.gpu_hours(records, window_start, window_end)
+        _write_rows(rows, args.format, sys.stdout)
+        return 0
+
+    # watch
+
+    def watch(self, args):
+        # oslo.messaging imports eventlet, which prints a deprecation
+        # warning, so only the command that needs it imports it.
+        import oslo_messaging
+
+        conf = cfg.ConfigOpts()
+        notifications_conf.register_opts(conf)
+        try:
+            conf([], project='nova', default_config_files=args.config_file)
+        except (cfg.Error, OSError) as error:
+            raise main.CommandError('invalid configuration: %s' % error)
+        options = conf[notifications_conf.GROUP.name]
+
+        url = args.transport_url or options.transport_url
+        try:
+            transport = oslo_messaging.get_notification_transport(
+                conf, url=url)
+        except oslo_messaging.InvalidTransportURL as error:
+            raise main.CommandError('invalid transport URL: %s' % error)
+
+        exchange = (args.exchange or options.exchange
+                    or NOVA_CONTROL_EXCHANGE)
+        topics = args.topic or options.topics
+        printer = _Printer(args.format, args.max_messages)
+        listener = oslo_messaging.get_notification_listener(
+            transport,
+            [oslo_messaging.Target(topic=topic, exchange=exchange)
+             for topic in topics],
+            [printer], executor='threading', pool=args.pool)
+
+        listener.start()
+        try:
+            printer.done.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            listener.stop()
+            listener.wait()
+            if not args.keep_queue:
+                _delete_queue(transport, conf, url, args.pool)
+            transport.cleanup()
+        return 0
+
+
+class _Printer:
+    """Notification endpoint that prints usage notifications."""
+
+    def __init__(self, output_format, max_messages):
+        self.output_format = output_format
+        self.max_messages = max_messages
+        self.count = 0
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        record = {'message_id': metadata.get('message_id'),
+                  'publisher_id': publisher_id,
+                  'event_type': event_type,
+                  'timestamp': metadata.get('timestamp'),
+                  'payload': payload}
+        with self._lock:
+            if self.done.is_set():
+                return
+            if self.output_format == 'json':
+                print(json.dumps(record, sort_keys=True), flush=True)
+            else:
+                print(_text_line(record), flush=True)
+            self.count += 1
+            if self.max_messages and self.count >= self.max_messages:
+                self.done.set()
+
+
+def _text_line(record):
+    payload = record['payload'] if isinstance(record['payload'], dict) else {}
+    return ('%s %s instance=%s project=%s host=%s kind=%s model=%s count=%s '
+            'message_id=%s' % (
+                payload.get('event_time'), record['event_type'],
+                payload.get('instance_id'), payload.get('project_id'),
+                payload.get('host'), payload.get('accelerator_kind'),
+                payload.get('model'), payload.get('count'),
+                record['message_id']))
+
+
+def _delete_queue(transport, conf, url, pool):
+    """Delete the pool queue of a RabbitMQ transport, best effort."""
+    import kombu
+    import oslo_messaging
+
+    parsed = oslo_messaging.TransportURL.parse(conf, url)
+    if parsed.transport not in ('rabbit', None) or not parsed.hosts:
+        return
+    host = parsed.hosts[0]
+    amqp_url = 'amqp://%s:%s@%s:%d/%s' % (
+        host.username or 'guest', host.password or 'guest', host.hostname,
+        host.port or 5672, parsed.virtual_host or '')
+    try:
+        with kombu.Connection(amqp_url, connect_timeout=5) as connection:
+            connection.channel().queue_delete(pool)
+    except Exception as error:
+        print('sovereign-ai: warning: the queue %s could not be deleted: '
+              '%s' % (pool, error), file=sys.stderr)
+
+
+def _window_time(value, option):
+    try:
+        return report.parse_time(value)
+    except ValueError:
+        raise main.CommandError(
+            'invalid %s %r: expected an ISO 8601 time such as '
+            '2026-11-01T00:00:00Z' % (option, value))
+
+
+def _read_input(name):
+    try:
+        if name == '-':
+            return report.read_records(sys.stdin, '<stdin>')
+        with open(name) as lines:
+            return report.read_records(lines, name)
+    except OSError as error:
+        raise main.CommandError('cannot read %s: %s' % (name, error.strerror))
+    except UnicodeDecodeError as error:
+        raise main.CommandError('%s: not UTF-8 text: %s' % (name, error))
+    except report.InvalidRecord as error:
+        raise main.CommandError(str(error))
+
+
+def _write_rows(rows, output_format, stream):
+    if output_format == 'json':
+        json.dump(rows, stream, indent=2, sort_keys=True)
+        stream.write('\n')
+        return
+
+    if output_format == 'csv':
+        writer = csv.DictWriter(stream, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+
+    table = [REPORT_COLUMNS] + [
+        tuple(_cell(row[column]) for column in REPORT_COLUMNS)
+        for row in rows]
+    widths = [max(len(line[i]) for line in table)
+              for i in range(len(REPORT_COLUMNS))]
+    for line in table:
+        stream.write('  '.join(cell.ljust(width) for cell, width
+                               in zip(line, widths)).rstrip() + '\n')
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return '%.2f' % value
+    return '-' if value is None else str(value)
