@@ -79,9 +79,9 @@ def _load_config(path):
         raise main.CommandError('--config-file %s: %s' % (path, error))
 
 
-def _resolve(specs, given):
+def _resolve(specs, requested):
     try:
-        return args.resolve(specs, given)
+        return args.resolve(specs, requested)
     except args.InvalidArgument as error:
         raise main.CommandError(str(error))
 
@@ -155,13 +155,14 @@ class GpuCheckCommand(main.Command):
     def run(self, options):
         if options.config_file:
             _load_config(options.config_file)
-        validate_given, burnin_given = _parse_settings(options.settings)
-        for given in (validate_given, burnin_given):
+        validate_arguments, burnin_arguments = _parse_settings(
+            options.settings)
+        for requested in (validate_arguments, burnin_arguments):
             if options.expected_gpu_count is not None:
-                given['expected_gpu_count'] = options.expected_gpu_count
+                requested['expected_gpu_count'] = options.expected_gpu_count
             if options.expected_gpu_model:
-                given['expected_gpu_model'] = options.expected_gpu_model
-        validate_settings = _resolve(args.VALIDATE_ARGS, validate_given)
+                requested['expected_gpu_model'] = options.expected_gpu_model
+        validate_settings = _resolve(args.VALIDATE_ARGS, validate_arguments)
         burnin_settings = None
         maximum = args.BURNIN_ARGS['duration'].maximum
         if options.burnin is not None and not 1 <= options.burnin <= maximum:
@@ -169,9 +170,9 @@ class GpuCheckCommand(main.Command):
                 '--burnin %d is out of range: give 1 to %d seconds'
                 % (options.burnin, maximum))
         if options.burnin is not None:
-            burnin_given['duration'] = options.burnin
-            burnin_given['backend'] = options.backend
-            burnin_settings = _resolve(args.BURNIN_ARGS, burnin_given)
+            burnin_arguments['duration'] = options.burnin
+            burnin_arguments['backend'] = options.backend
+            burnin_settings = _resolve(args.BURNIN_ARGS, burnin_arguments)
 
         on_bus = sysfs.list_gpus(options.sysfs_root)
         command = CONF.sovereign_ai_ironic.nvidia_smi_command

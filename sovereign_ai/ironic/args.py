@@ -23,11 +23,12 @@ from sovereign_ai.gpu.nvidia import common
 
 CLOCKS_EVENT_REASONS = common.CLOCKS_EVENT_REASONS
 
-# Xid codes that mean a GPU needs a reset, a drain or a replacement, from
-# NVIDIA's Xid catalogue: 48 double-bit ECC error, 63 row remapping or page
-# retirement event, 64 row remapping or page retirement failure, 74 NVLink
-# error, 79 GPU has fallen off the bus, 92 high single-bit ECC error rate,
-# 94 contained ECC error, 95 uncontained ECC error, 119 GSP RPC timeout.
+# Xid codes that mean a GPU needs a reset, a drain or a replacement. The
+# meanings, from NVIDIA's Xid catalogue: 48 double-bit ECC error, 63 row
+# remapping or page retirement event, 64 row remapping or page retirement
+# failure, 74 NVLink error, 79 GPU has fallen off the bus, 92 high
+# single-bit ECC error rate, 94 contained ECC error, 95 uncontained ECC
+# error, 119 GSP RPC timeout.
 DEFAULT_CRITICAL_XIDS = [48, 63, 64, 74, 79, 92, 94, 95, 119]
 
 DEFAULT_IDLE_SLOWDOWN_REASONS = ['hw_thermal_slowdown', 'sw_thermal_slowdown']
@@ -220,8 +221,9 @@ VALIDATE_ARGS = dict(_EXPECTED, **{
         % ', '.join(str(xid) for xid in DEFAULT_CRITICAL_XIDS),
         default=DEFAULT_CRITICAL_XIDS, minimum=1, maximum=100000),
     'fail_slowdown_reasons': Arg(
-        'string_list', 'Clocks event reasons that fail an idle GPU; other '
-        'active slowdown reasons are reported as warnings. Valid items: '
+        'string_list', 'Clocks event reasons that fail a GPU when active '
+        'during validation, with no load applied; other active slowdown '
+        'reasons are reported as warnings. Valid items: '
         '%s. Default: %s.' % (', '.join(CLOCKS_EVENT_REASONS),
                               ', '.join(DEFAULT_IDLE_SLOWDOWN_REASONS)),
         default=DEFAULT_IDLE_SLOWDOWN_REASONS,
@@ -296,17 +298,17 @@ def argsinfo(specs):
             for name, spec in sorted(specs.items())}
 
 
-def resolve(specs, given, node=None):
+def resolve(specs, requested, node=None):
     """Validate the given arguments and fill in the defaults.
 
     :param specs: VALIDATE_ARGS or BURNIN_ARGS.
-    :param given: the arguments of the step call.
+    :param requested: the arguments of the step call.
     :param node: the Ironic node dict, whose properties give the expected
         GPU count and model when the arguments do not.
     :returns: a dict with a value (possibly None) for every argument.
     :raises: InvalidArgument naming the first invalid argument.
     """
-    unknown = sorted(set(given) - set(specs))
+    unknown = sorted(set(requested) - set(specs))
     if unknown:
         raise InvalidArgument(
             'unknown argument(s): %s; valid arguments: %s'
@@ -315,7 +317,7 @@ def resolve(specs, given, node=None):
     properties = (node or {}).get('properties') or {}
     values = {}
     for name, spec in specs.items():
-        value = given.get(name)
+        value = requested.get(name)
         source = name
         if value is None and name == 'expected_gpu_count':
             value = properties.get('sovereign_ai_gpu_count')

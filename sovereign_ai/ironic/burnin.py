@@ -38,8 +38,10 @@ from sovereign_ai.ironic import validation
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
-# The old field names are used because drivers before 535 do not know the
-# clocks_event_reasons.* names, while later drivers still accept these.
+# Drivers before 535 know only the clocks_throttle_reasons.* names, and
+# drivers from 535 on also accept clocks_event_reasons.*. The old names are
+# tried first; when a driver rejects them, sample() retries with the new
+# names.
 SAMPLE_FIELDS = (
     'index', 'pci.bus_id', 'serial', 'temperature.gpu', 'power.draw',
     'utilization.gpu', 'clocks.sm',
@@ -52,6 +54,9 @@ SAMPLE_FIELDS = (
     'pcie.link.gen.current', 'pcie.link.gen.max',
     'pcie.link.width.current', 'pcie.link.width.max',
 )
+EVENT_REASON_SAMPLE_FIELDS = tuple(
+    field.replace('clocks_throttle_reasons.', 'clocks_event_reasons.')
+    for field in SAMPLE_FIELDS)
 
 # A GPU counts as loaded in a sample at this utilization (percent) or more.
 LOADED_UTILIZATION = 50
@@ -65,9 +70,12 @@ def sample(collector, name):
 
     :returns: a list of dicts keyed by query field name.
     """
-    argv = validation.smi_argv('--query-gpu=%s' % ','.join(SAMPLE_FIELDS),
-                               '--format=csv')
-    stdout, stderr, status = collector.run(name, argv)
+    for fields in (SAMPLE_FIELDS, EVENT_REASON_SAMPLE_FIELDS):
+        argv = validation.smi_argv('--query-gpu=%s' % ','.join(fields),
+                                   '--format=csv')
+        stdout, stderr, status = collector.run(name, argv)
+        if status == 0 or 'is not a valid field' not in stdout + stderr:
+            break
     if status != 0:
         raise tools.ToolError(
             'nvidia-smi --query-gpu exited with status %s: %s'

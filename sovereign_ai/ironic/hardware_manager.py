@@ -26,6 +26,9 @@ adds to the ramdisk logs.
 
 import os
 
+# IPA's modules read options at import time, so its config module, which
+# registers them, comes first (the agent imports it first too).
+from ironic_python_agent import config  # noqa: F401
 from ironic_python_agent import errors
 from ironic_python_agent import hardware
 from oslo_config import cfg
@@ -151,9 +154,9 @@ class GpuHardwareManager(hardware.HardwareManager):
         if os.path.isdir(log_dir):
             file_list.append(log_dir)
 
-    def _resolve(self, node, specs, given, step):
+    def _resolve(self, node, specs, requested, step):
         try:
-            return args.resolve(specs, given, node)
+            return args.resolve(specs, requested, node)
         except args.InvalidArgument as error:
             LOG.error('%s rejected its arguments: %s', step, error)
             raise error_class(node)('%s: %s' % (step, error))

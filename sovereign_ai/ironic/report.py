@@ -12,9 +12,9 @@
 
 """Write step reports and build the summary that becomes last_error.
 
-Ironic keeps only the error text of a failed step, not its return value,
-so the full report and the raw tool output go to files under the log
-directory, which IPA includes in the ramdisk logs it sends to Ironic.
+Ironic keeps only the error text of a failed step, not its return value.
+So the full report and the raw tool output go to files under the log
+directory, and IPA includes that directory in the ramdisk logs.
 """
 
 import datetime

@@ -16,16 +16,12 @@ Both the IPA hardware manager and ``sovereign-ai gpu-check`` use these
 functions; they raise no IPA error themselves.
 """
 
-from oslo_log import log as logging
-
 from sovereign_ai.gpu.nvidia import common
 from sovereign_ai.ironic import burnin
 from sovereign_ai.ironic import checks
 from sovereign_ai.ironic import report
 from sovereign_ai.ironic import tools
 from sovereign_ai.ironic import validation
-
-LOG = logging.getLogger(__name__)
 
 VALIDATE = 'validate_gpus'
 BURNIN = 'burnin_gpus'

@@ -35,7 +35,7 @@ _VERDICT = re.compile(r'^\s*GPU (\d+): (OK|FAULTY)\s*$')
 _TESTED = re.compile(r'^Tested (\d+) GPUs:')
 _GPU_LIST = re.compile(r'^GPU (\d+): (.*?) \(UUID: ([^)]*)\)\s*$')
 
-# Messages that fail the whole run whatever the summary lines say.
+# Messages that fail the whole run, even when every GPU is reported OK.
 FATAL_MESSAGES = (
     'No clients are alive',
     'No CUDA devices',

@@ -13,7 +13,7 @@
 """Parse Xid events from the kernel log (``dmesg`` output).
 
 The NVIDIA driver logs ``NVRM: Xid (PCI:0000:9b:00): 119, pid=..., ...``
-for each GPU error event it sees.
+for each GPU error event it detects.
 """
 
 import re

@@ -13,7 +13,8 @@
 """Fake NVIDIA tools for the tests: small scripts placed first on PATH.
 
 Each fake replays fixture files, prints text, sleeps (to hang) and exits
-with a given status, chosen by a prefix of its arguments. Successive calls
+with a given status, chosen by a prefix of its arguments (or, for a rule
+that starts with ``*``, by a substring). Successive calls
 that match the same rule step through its responses; the last one repeats.
 Every call is appended to calls.jsonl with its arguments, working
 directory and CUDA_DEVICE_ORDER.
@@ -45,7 +46,10 @@ with open(os.path.join(STATE, 'calls.jsonl'), 'a') as log:
                           'cuda_device_order':
                               os.environ.get('CUDA_DEVICE_ORDER')}) + '\\n')
 for number, rule in enumerate(RULES):
-    if joined.startswith(rule['match']):
+    match = rule['match']
+    if match.startswith('*') and match[1:] in joined:
+        break
+    if not match.startswith('*') and joined.startswith(match):
         break
 else:
     sys.stderr.write('%%s: unexpected arguments: %%s\\n' %% (NAME, joined))

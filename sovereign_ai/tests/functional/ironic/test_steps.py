@@ -440,6 +440,24 @@ class BurninStepTest(StepTestBase):
             'Deploy step failed: burnin_gpus failed: gpu_burn timed out '
             'after 1 seconds and was killed.')
 
+    def test_sample_fields_renamed(self):
+        self.add_gpu_burn('gpu-burn_8x-a100-sxm4-80gb_doubles-tc_pass.log')
+        rejected = fakes.response(
+            stdout='Field "clocks_throttle_reasons.hw_slowdown" is not a '
+                   'valid field to query.\n', exit=2)
+        self.tools.add('nvidia-smi', [
+            ('*clocks_throttle_reasons', [rejected]),
+            ('--query-gpu', [
+                fakes.response(stdout=fakes.sample_csv(utilization=0)),
+                fakes.response(stdout=fakes.sample_csv())]),
+        ])
+        command = self.burn()
+        self.assertEqual('SUCCEEDED', command.command_status,
+                         command.command_error)
+        queries = [call['argv'][0] for call in self.tools.calls('nvidia-smi')]
+        self.assertIn('clocks_throttle_reasons.hw_slowdown', queries[0])
+        self.assertIn('clocks_event_reasons.hw_slowdown', queries[1])
+
     def test_thermal_slowdown_under_load(self):
         self.add_gpu_burn('gpu-burn_8x-a100-sxm4-80gb_doubles-tc_pass.log')
         self._sampling(overrides={2: {'active': ('hw_slowdown',
