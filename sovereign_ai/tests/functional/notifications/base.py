@@ -232,6 +232,26 @@ class NotifierTestCase(testtools.TestCase):
         conf.set_override('alias', samples.PCI_ALIASES, group='pci')
         return conf
 
+    def write_child_config(self, sender_url):
+        """Write the configuration file of notifier_child."""
+        path = os.path.join(self.tempdir, 'child.conf')
+        with open(path, 'w') as config:
+            config.write(
+                '[sovereign_ai_notifications]\n'
+                'topics = %s\n'
+                'exchange = %s\n'
+                'spool_path = %s\n'
+                'transport_url = %s\n'
+                'source_topics = %s\n'
+                'retry_interval = 0.05\n'
+                'retry_max_interval = 0.5\n'
+                '[pci]\n' % (self.usage_topic, self.exchange,
+                             self.spool_path, sender_url,
+                             self.versioned_topic))
+            for alias in samples.PCI_ALIASES:
+                config.write('alias = %s\n' % alias)
+        return path
+
     def make_notifier(self, conf, topics=None):
         """Return a Notifier whose only driver is accelerator_usage."""
         transport = oslo_messaging.get_notification_transport(

@@ -28,25 +28,6 @@ NOTIFICATIONS = 2000
 
 class TestKill(base.NotifierTestCase):
 
-    def _write_config(self, sender_url):
-        path = os.path.join(self.tempdir, 'child.conf')
-        with open(path, 'w') as config:
-            config.write(
-                '[sovereign_ai_notifications]\n'
-                'topics = %s\n'
-                'exchange = %s\n'
-                'spool_path = %s\n'
-                'transport_url = %s\n'
-                'source_topics = %s\n'
-                'retry_interval = 0.05\n'
-                'retry_max_interval = 0.5\n'
-                '[pci]\n' % (self.usage_topic, self.exchange,
-                             self.spool_path, sender_url,
-                             self.versioned_topic))
-            for alias in base.samples.PCI_ALIASES:
-                config.write('alias = %s\n' % alias)
-        return path
-
     def _child(self, config, progress, first, count):
         return subprocess.Popen(
             [sys.executable, '-m',
@@ -80,7 +61,7 @@ class TestKill(base.NotifierTestCase):
         proxy.start()
         self.addCleanup(proxy.stop)
         collector = self.start_listener()
-        config = self._write_config(base.with_address(
+        config = self.write_child_config(base.with_address(
             base.rabbit_url(), '127.0.0.1', proxy.port))
         progress = os.path.join(self.tempdir, 'progress')
         open(progress, 'w').close()
