@@ -12,12 +12,12 @@
 
 """The fast engine: every policy computed over all nodes with numpy.
 
-The engine reproduces, with numpy arrays, the decisions that the ``nova``
-engine takes with Nova's filter and weigher handlers: the same hosts pass,
-each weigher's weights are normalised as ``nova.weights.normalize`` does
-and summed in the order of ``nova.scheduler.weights.all_weighers()``, and
-the first host of the highest weight in the tie-break order wins. The
-engine equivalence test checks this on a sample. Nothing here imports
+The engine reproduces with numpy arrays the decisions that the ``nova``
+engine takes with Nova's filter and weigher handlers. The same hosts pass,
+and each weigher's weights are normalised as ``nova.weights.normalize``
+does and summed in the order of ``nova.scheduler.weights.all_weighers()``.
+The first host of the highest weight in the tie-break order wins. The
+engine equivalence tests check this on samples. Nothing here imports
 Nova.
 """
 
@@ -80,7 +80,7 @@ def nova_default_weights(state, hosts):
 
 
 class Policy:
-    """How the fast engine filters hosts, weighs them and picks GPUs."""
+    """Host filter, weights and GPU choice of one policy."""
 
     def __init__(self, state, mix, affinity):
         self.state = state
@@ -112,9 +112,9 @@ class NovaDefaultPolicy(Policy):
 class SovereignPolicy(Policy):
     """Nova's defaults plus GpuTopologyFilter and GpuFragmentationWeigher.
 
-    The weigher scores flavor PCI requests (whole GPUs) only; it learns
-    the request mix from the requests it weighs, which this class replays
-    with the same :class:`fragmentation.RequestMix` arithmetic.
+    The weigher scores flavor PCI requests (whole GPUs) only. It learns
+    the request mix from the requests it weighs, and this class replays
+    that learning with the same :class:`fragmentation.RequestMix`.
     """
 
     def __init__(self, state, mix, affinity):
@@ -125,6 +125,7 @@ class SovereignPolicy(Policy):
             half_life=_option_default('gpu_request_mix_half_life'))
         self.fleet = state.fleet
         self._slots = {}
+        self._terms = {}
 
     def _domain_gpus(self, node):
         key = (int(self.state.model[node]), int(self.state.gpu_count[node]))
@@ -140,6 +141,18 @@ class SovereignPolicy(Policy):
         row = self.state.gpu_free[node]
         slots = self._domain_gpus(node)
         return [slots[gpu] for gpu in np.flatnonzero(row == WHOLE)]
+
+    def _expected(self, key, gpus, distribution):
+        # The sum of fragmentation.expected_fragmentation, with each
+        # shape's term (which does not depend on the distribution) cached
+        # per layout: `key` is the layout and the number of GPUs taken.
+        terms = []
+        for shape, probability in distribution:
+            if (key, shape) not in self._terms:
+                self._terms[key, shape] = fragmentation.shape_fragmentation(
+                    gpus, shape)
+            terms.append(probability * self._terms[key, shape])
+        return sum(terms)
 
     def host_filter(self, task, hosts):
         if (self.affinity == topology.AFFINITY_NONE or not task.is_whole
@@ -169,7 +182,7 @@ class SovereignPolicy(Policy):
                                            affinity=self.affinity)
         self.learned.observe(shape)
         distribution = self.learned.distribution()
-        taken = tuple(range(task.num_gpu))
+        taken_indices = tuple(range(task.num_gpu))
 
         # Hosts with the same model, GPU count and whole-free GPUs have the
         # same increase, so it is computed once per such layout.
@@ -181,9 +194,12 @@ class SovereignPolicy(Policy):
         increases = np.empty(len(unique))
         for position, index in enumerate(first):
             gpus = self._free_gpus(int(hosts[index]))
-            before = fragmentation.expected_fragmentation(gpus, distribution)
-            increases[position] = fragmentation.expected_increase(
-                gpus, shape, distribution, before, taken)
+            before = self._expected((unique[position], 0), gpus,
+                                    distribution)
+            after = self._expected(
+                (unique[position], task.num_gpu),
+                fragmentation.place(gpus, taken_indices, shape), distribution)
+            increases[position] = after - before
         raw = -increases[inverse.reshape(-1)]
         return weights + self.multiplier * normalize(raw)
 
@@ -208,8 +224,8 @@ class FgdPolicy(Policy):
     """FGD with a cache of each node's increase per task type.
 
     Placing a task changes one node, so the increase of a task type on the
-    other nodes stays valid; each node's entries carry the node version
-    they were computed for.
+    other nodes stays valid. Each entry records the node version it was
+    computed for.
     """
 
     def __init__(self, state, mix, affinity):

@@ -44,11 +44,12 @@ _NODE_GROUPS = (
 )
 
 # (number of GPUs, share of the tasks); 0 GPUs is a CPU-only task.
-_TASK_SIZES = ((0, 0.13), ('share', 0.38), (1, 0.45), (2, 0.015),
-               (4, 0.01), (8, 0.015))
+_TASK_SIZES = ((0, 0.13), ('share', 0.38), (1, 0.478), (2, 0.003),
+               (4, 0.003), (8, 0.006))
 
-_SHARES = np.array([100, 200, 250, 300, 460, 500, 600, 750])
-_SHARE_WEIGHTS = np.array([6, 4, 10, 4, 8, 12, 3, 3], dtype=float)
+# Shares of one GPU (milli-GPUs) and their relative popularity.
+_SHARES = np.array([810, 470, 320, 650, 230, 460, 160])
+_SHARE_WEIGHTS = np.array([35, 24, 11, 8, 5, 4, 3], dtype=float)
 
 # Offered GPU demand of the generated workload, as a share of capacity.
 _DEMAND_SHARE = 1.0
@@ -86,8 +87,9 @@ def _task(rng):
     if size == 'share':
         weights = _SHARE_WEIGHTS / _SHARE_WEIGHTS.sum()
         share = int(rng.choice(_SHARES, p=weights))
-        return 6000, 12288, 1, share
-    return 12000 * size, 32768 * size, size, trace.WHOLE_GPU_MILLI
+        return rng.choice([3000, 6000]), 12288, 1, share
+    cpu = rng.choice([4000, 8000, 12000])
+    return cpu * size, 32768 * size, size, trace.WHOLE_GPU_MILLI
 
 
 def default_workload(fleet=None):

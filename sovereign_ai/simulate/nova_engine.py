@@ -165,14 +165,15 @@ class SimulatedHost:
     def allocation_candidates(self, task):
         """Return the Placement allocation candidates of ``task`` here.
 
-        NOTE: this stands in for Placement, which real Nova queries before
-        any filter runs: VCPU and MEMORY_MB on the host's root provider and,
-        for a share, CUSTOM_GPU_MILLI on one GPU provider, one candidate per
-        GPU with room in provider order. The virt driver that would run a
-        guest on an arbitrary share of a GPU does not exist in Nova: vGPU
-        offers fixed-size types, and a GPU serves either passthrough or
-        vGPU by configuration. The simulation lets a GPU serve both, taking
-        a GPU out of the passthrough pools when its first share lands.
+        NOTE: this method replaces Placement, which real Nova queries
+        before any filter runs. It checks VCPU and MEMORY_MB on the host's
+        root provider and, for a share, CUSTOM_GPU_MILLI on one GPU
+        provider, with one candidate per GPU with room in provider order.
+        No virt driver of Nova runs a guest on an arbitrary share of a GPU,
+        because vGPU offers fixed-size types and a GPU serves either
+        passthrough or vGPU by configuration. The simulation lets a GPU
+        serve both, and takes a GPU out of the passthrough pools when its
+        first share lands.
         """
         if (self.cpu_free < task.cpu_milli
                 or self.memory_free < task.memory_mib):
@@ -205,9 +206,9 @@ class SimulatedHost:
         else:
             before = self._pooled_addresses()
             self.host_state.consume_from_request(spec_obj)
-            taken = before - self._pooled_addresses()
+            claimed = before - self._pooled_addresses()
             gpus = tuple(sorted(slot.index for slot in self.slots
-                                if slot.address in taken))
+                                if slot.address in claimed))
             for gpu in gpus:
                 self.gpu_free[gpu] = 0
 

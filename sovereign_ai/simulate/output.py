@@ -111,7 +111,7 @@ class Progress:
         self.started = time.monotonic()
         self.last_shown = None
         self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
-        self.shown = False
+        self.printed = False
 
     def update(self, done):
         now = time.monotonic()
@@ -134,9 +134,9 @@ class Progress:
         else:
             self.stream.write(line + '\n')
         self.stream.flush()
-        self.shown = True
+        self.printed = True
 
     def close(self):
-        if self.shown and self.tty:
+        if self.printed and self.tty:
             self.stream.write('\n')
             self.stream.flush()

@@ -18,10 +18,10 @@ GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC '23.
 FGD (fragmentation gradient descent) places a task on the node, and the
 GPUs of that node, where the expected fragmentation of the node grows
 least. For one task type, the fragmentation of a node is the free GPU
-capacity that the type cannot use: all free capacity when the type does
-not fit on the node at all (CPU, memory, GPU model or GPU capacity), and
-otherwise the free capacity of the GPUs with less free than the type needs
-on one GPU (its share, or a whole GPU). The expected fragmentation weighs
+capacity that the type cannot use. When the type does not fit on the node
+at all (CPU, memory, GPU model or GPU capacity), that is all free capacity.
+Otherwise it is the free capacity of the GPUs with less free than the type
+needs on one GPU (its share, or a whole GPU). The expected fragmentation weighs
 the types by their popularity in the workload. Counts are used instead of
 probabilities, so the values are exact integers (milli-GPUs times tasks).
 
@@ -43,6 +43,7 @@ import typing
 
 import numpy as np
 
+from sovereign_ai.simulate import gpu_models
 from sovereign_ai.simulate import state as state_mod
 
 WHOLE = state_mod.WHOLE
@@ -60,6 +61,13 @@ class TaskMix(typing.NamedTuple):
     #: Free capacity that one GPU needs for the type: the share, a whole
     #: GPU, or 0 for a CPU-only type.
     need: np.ndarray
+    #: The distinct values of ``need`` and the index of each type's.
+    needs: np.ndarray
+    need_index: np.ndarray
+    #: Row m: whether each type is a GPU type that allows GPU model m.
+    allowed_by_model: np.ndarray
+    #: Whether each type takes a share of one GPU.
+    sharing: np.ndarray
 
 
 def task_mix(workload):
@@ -68,9 +76,18 @@ def task_mix(workload):
                       workload.num_gpu, workload.gpu_milli,
                       workload.spec_mask], axis=1)
     types, counts = np.unique(table, axis=0, return_counts=True)
-    need = np.where(types[:, 2] > 0, types[:, 3], 0)
-    return TaskMix(types[:, 0], types[:, 1], types[:, 2], types[:, 3],
-                   types[:, 4], counts.astype(np.int64), need)
+    num_gpu, spec_mask = types[:, 2], types[:, 4]
+    need = np.where(num_gpu > 0, types[:, 3], 0)
+    needs, need_index = np.unique(need, return_inverse=True)
+
+    models = np.arange(len(gpu_models.MODEL_NAMES))[:, None]
+    allowed = ((spec_mask[None, :] == 0)
+               | ((spec_mask[None, :] >> models) & 1 == 1))
+    allowed &= num_gpu[None, :] > 0
+
+    return TaskMix(types[:, 0], types[:, 1], num_gpu, types[:, 3], spec_mask,
+                   counts.astype(np.int64), need, needs,
+                   need_index.reshape(-1), allowed, need < WHOLE)
 
 
 def node_fragmentation(mix, cpu_free, memory_free, model, gpu_free):
@@ -118,24 +135,20 @@ def fragmentation_of_states(mix, cpu_free, memory_free, model, gpu_free):
     whole_free = (gpu_free == WHOLE).sum(axis=1)
     max_free = gpu_free.max(axis=1)
 
-    needs, need_index = np.unique(mix.need, return_inverse=True)
-    unusable = np.stack(
-        [(gpu_free * (gpu_free < need)).sum(axis=1) for need in needs],
-        axis=1)
+    # unusable[s, d]: free capacity of the GPUs of state s with less free
+    # than needs[d].
+    free = gpu_free[:, :, None]
+    unusable = (free * (free < mix.needs[None, None, :])).sum(axis=1)
 
-    allowed = ((mix.spec_mask[None, :] == 0)
-               | ((mix.spec_mask[None, :] >> model[:, None]) & 1 == 1))
-    fits = ((mix.num_gpu[None, :] > 0)
-            & (cpu_free[:, None] >= mix.cpu_milli[None, :])
-            & (memory_free[:, None] >= mix.memory_mib[None, :])
-            & allowed)
-    sharing = mix.need < WHOLE
-    gpu_fits = np.where(sharing[None, :],
+    gpu_fits = np.where(mix.sharing[None, :],
                         max_free[:, None] >= mix.need[None, :],
                         whole_free[:, None] >= mix.num_gpu[None, :])
-    fits &= gpu_fits
+    fits = (mix.allowed_by_model[model]
+            & (cpu_free[:, None] >= mix.cpu_milli[None, :])
+            & (memory_free[:, None] >= mix.memory_mib[None, :])
+            & gpu_fits)
 
-    fragmented = np.where(fits, unusable[:, need_index], total[:, None])
+    fragmented = np.where(fits, unusable[:, mix.need_index], total[:, None])
     return fragmented @ mix.count
 
 
@@ -187,8 +200,8 @@ def best_fit_gpus(gpu_free, task):
     """Return the GPUs best-fit takes on a node (scalar).
 
     A share goes to the GPU with the least free capacity that still fits,
-    the lowest index on a tie; whole-GPU tasks take the first whole-free
-    GPUs.
+    and to the lowest index on a tie. Whole-GPU tasks take the first
+    whole-free GPUs.
     """
     gpu_free = [int(free) for free in gpu_free]
     if task.is_sharing:

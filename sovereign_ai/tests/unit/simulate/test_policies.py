@@ -81,10 +81,10 @@ class TestFgd(base.TestCase):
         result = utils.replay(fleet, workload, 'fgd')
 
         # After the first pair one node has 2 free GPUs, the other 4. A
-        # single there would leave 1 GPU that pairs cannot use (+3000 for
-        # three pairs in the mix); on the other node 3 or 2 GPUs remain
-        # and pairs still fit (+0). Both singles go there, and the two
-        # remaining pairs fit.
+        # single on the first would leave 1 GPU that pairs cannot use
+        # (+3000 for three pairs in the mix). On the other node 3 or 2 GPUs
+        # remain and pairs still fit (+0), so both singles go there and
+        # the two remaining pairs fit.
         self.assertNotEqual(result.nodes[0], result.nodes[1])
         self.assertEqual(result.nodes[1], result.nodes[2])
         self.assertEqual(0, result.tasks_failed)
@@ -149,7 +149,7 @@ class TestSovereign(base.TestCase):
 
         # GpuFragmentationWeigher: on the node with 3 free GPUs a pair
         # leaves 1 GPU that pairs cannot use (+1000), on the empty node
-        # nothing; its weight outweighs PCIWeigher's stacking.
+        # none (+0). Its weight outweighs the stacking of PCIWeigher.
         self.assertNotEqual(result.nodes[0], result.nodes[1])
         self.assertEqual(result.nodes[1], result.nodes[2])
         self.assertEqual(result.nodes[0], result.nodes[3])
