@@ -191,16 +191,27 @@ VALIDATE_ARGS = dict(_EXPECTED, **{
         'Default: true.', default=True),
     'max_uncorrectable_remapped_rows': Arg(
         'integer', 'Most rows a GPU may have remapped after uncorrectable '
-        'errors. A pending remap or a remapping failure always fails. '
-        'Default: 0.', default=0, minimum=0, maximum=1000000),
+        'errors. Default: 0.', default=0, minimum=0, maximum=1000000),
     'max_retired_pages': Arg(
         'integer', 'Most retired pages (single plus double bit) a GPU may '
-        'have; a pending retirement always fails. Default: 0.',
+        'have. Default: 0.',
         default=0, minimum=0, maximum=1000000),
     'max_volatile_uncorrectable_ecc': Arg(
         'integer', 'Most uncorrectable ECC errors a GPU may have counted '
         'since the driver loaded. Default: 0.', default=0, minimum=0,
         maximum=1000000),
+    'fail_on_pending_repair': Arg(
+        'boolean', 'Fail a GPU with a pending row remap or page retirement, '
+        'which takes effect at the next GPU reset. A remapping failure '
+        'always fails. Default: true.', default=True),
+    'check_fabric': Arg(
+        'boolean', 'On nodes with NVSwitches, fail when the fabric is not '
+        'ready: a GPU fabric state other than Completed/Success, or no '
+        'running nvidia-fabricmanager when the GPUs do not report a state. '
+        'Default: true.', default=True),
+    'check_inforom': Arg(
+        'boolean', 'Fail a GPU that nvidia-smi reports a corrupted infoROM '
+        'for. Default: true.', default=True),
     'max_inactive_nvlinks': Arg(
         'integer', 'Most NVLink links per GPU that may be inactive. '
         'Default: 0.', default=0, minimum=0, maximum=64),

@@ -17,6 +17,7 @@ its timeout kills it. Meanwhile the calling thread samples every GPU with
 ``nvidia-smi --query-gpu`` at the requested interval.
 """
 
+import collections
 import os
 import re
 import shutil
@@ -355,6 +356,21 @@ def _judge_link(rows, gpu):
     return findings
 
 
+def _new_events(before, after):
+    # Compare contents, not positions: the kernel ring buffer may drop old
+    # lines during a long run.
+    seen = collections.Counter(
+        (event['bus_id'], event['xid'], event['message']) for event in before)
+    added = []
+    for event in after:
+        key = (event['bus_id'], event['xid'], event['message'])
+        if seen[key]:
+            seen[key] -= 1
+        else:
+            added.append(event)
+    return added
+
+
 def run(collector, settings):
     """Run the burn-in and return (report data, findings).
 
@@ -420,7 +436,7 @@ def run(collector, settings):
             'the PCIe link under load'))
 
     xids_after = validation.read_xids(collector, 'dmesg-after')
-    new_events = xids_after[len(xids_before):]
+    new_events = _new_events(xids_before, xids_after)
     findings.extend(checks.check_xids(
         list(gpus_by_index.values()), new_events, settings['critical_xids'],
         during_run=True))

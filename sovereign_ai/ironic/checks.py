@@ -119,7 +119,8 @@ def _check_ecc(gpu, settings):
 def _check_memory_repair(gpu, settings):
     findings = []
     rows = gpu['remapped_rows']
-    if rows['pending']:
+    pending_fails = settings.get('fail_on_pending_repair', True)
+    if rows['pending'] and pending_fails:
         findings.append(finding(
             FAULT, 'row_remapping', 'a row remapping is pending, so the GPU '
             'needs a reset (threshold: none pending)', gpu))
@@ -134,7 +135,7 @@ def _check_memory_repair(gpu, settings):
             'errors (threshold: %d)' % (rows['uncorrectable'], limit), gpu))
 
     pages = gpu['retired_pages']
-    if pages['pending']:
+    if pages['pending'] and pending_fails:
         findings.append(finding(
             FAULT, 'retired_pages', 'a page retirement is pending, so the '
             'GPU needs a reset (threshold: none pending)', gpu))
@@ -348,12 +349,14 @@ def validate(inventory, settings):
         inventory['query']['driver_version'], settings))
     for gpu in gpus:
         findings.extend(check_gpu(gpu, settings))
-    findings.extend(check_fabric(
-        gpus, inventory.get('nvswitch_count', 0),
-        inventory.get('fabric_manager_running', False)))
-    findings.extend(check_inforom(
-        gpus, inventory.get('inforom_warnings', []),
-        inventory.get('smi_exit_status')))
+    if settings.get('check_fabric', True):
+        findings.extend(check_fabric(
+            gpus, inventory.get('nvswitch_count', 0),
+            inventory.get('fabric_manager_running', False)))
+    if settings.get('check_inforom', True):
+        findings.extend(check_inforom(
+            gpus, inventory.get('inforom_warnings', []),
+            inventory.get('smi_exit_status')))
     findings.extend(check_nvlink(
         gpus, inventory.get('nvlink'), settings,
         inventory.get('nvswitch_count', 0)))

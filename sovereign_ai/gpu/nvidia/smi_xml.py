@@ -17,13 +17,8 @@ and DTD v12 moved the power readings to ``gpu_power_readings``; both names
 are read.
 """
 
-try:
-    # defusedxml rejects entity expansion and external references. It is
-    # optional because IPA ramdisks do not ship it, and the input is the
-    # local output of nvidia-smi, which the agent runs itself.
-    from defusedxml import ElementTree
-except ImportError:  # pragma: no cover
-    from xml.etree import ElementTree
+# defusedxml rejects entity declarations and external references.
+from defusedxml import ElementTree
 
 from sovereign_ai.gpu.nvidia import common
 

@@ -185,6 +185,29 @@ class ValidateStepTest(StepTestBase):
         self.assertTrue(os.path.exists(os.path.join(
             raw, 'nvidia-smi-q.stdout.txt')))
 
+    def test_healthy_a100_real(self):
+        path = base.skip_unless_shared(
+            self, 'fixtures', 'gpu',
+            'nvidia-smi-q_8x-a100-sxm4-40gb_460.32.03.txt')
+        self.tools.install_healthy_node()
+        with open(path) as handle:
+            self.tools.add('nvidia-smi', [
+                ('-q', [fakes.response(stdout=handle.read())]),
+                ('nvlink -s', [fakes.response(
+                    'nvidia-smi-nvlink-s_8x-a100-sxm4-80gb_all-up.txt')]),
+                ('topo -m', [fakes.response(exit=1)]),
+            ])
+        self._set_gpus(8, nvswitches=0)
+        command = self.run_step('validate_gpus', 'clean',
+                                expected_gpu_count=8,
+                                expected_gpu_model='A100-SXM4-40GB')
+        self.assertEqual('SUCCEEDED', command.command_status,
+                         command.command_error)
+        result = command.command_result['clean_result']
+        self.assertEqual(0, result['faults'])
+        # Persistence mode is disabled on every GPU of this capture.
+        self.assertEqual(8, result['warnings'])
+
     def test_logs_collected(self):
         self.tools.install_healthy_node()
         self.run_step('validate_gpus')
@@ -497,6 +520,14 @@ class BurninStepTest(StepTestBase):
         message = str(self.burn().command_error)
         self.assertIn('GPU 4 (00000000:9B:00.0, serial 0000000000005): Xid '
                       '119 logged 5 time(s) during the run:', message)
+
+    def test_xid_before_run_ignored(self):
+        self.add_gpu_burn('gpu-burn_8x-a100-sxm4-80gb_doubles-tc_pass.log')
+        self.tools.add('dmesg', [('', [fakes.response(
+            'dmesg_xid119-gsp-rpc-timeout_h100-poweredge-xe9680.log')])])
+        command = self.burn()
+        self.assertEqual('SUCCEEDED', command.command_status,
+                         command.command_error)
 
     def test_throughput_below_median(self):
         processed = ' - '.join(

@@ -113,6 +113,30 @@ class ValidateTest(base.TestCase):
                           'reset (threshold: none pending)'],
                          [message for _gpu, _check, message in faults])
 
+    def test_pending_repair_allowed(self):
+        query = smi_text.parse(_read(base.fixture_path(
+            'gpu', 'nvidia-smi-q_a10_row-remap-pending_535.129.03.txt')))
+        settings = args.resolve(args.VALIDATE_ARGS, {
+            'fail_on_pending_repair': False,
+            'max_uncorrectable_remapped_rows': 4})
+        self.assertEqual([], _faults(checks.validate(
+            self._inventory(query, nvswitch_count=0, sysfs_gpu_count=1),
+            settings)))
+
+    def test_fabric_and_inforom_checks_off(self):
+        query = smi_xml.parse(_read(base.fixture_path(
+            'gpu', 'nvidia-smi-q-x_a100-sxm4-80gb_mig_535.54.03.xml')))
+        inventory = self._inventory(
+            query, nvswitch_count=6, fabric_manager_running=False,
+            sysfs_gpu_count=1, inforom_warnings=['00000000:01:00.0'],
+            smi_exit_status=14)
+        self.assertEqual(['fabric', 'inforom'], sorted(
+            check for _gpu, check, _message in _faults(
+                checks.validate(inventory, self.settings))))
+        settings = args.resolve(args.VALIDATE_ARGS, {
+            'check_fabric': False, 'check_inforom': False})
+        self.assertEqual([], _faults(checks.validate(inventory, settings)))
+
     def test_remap_failure_and_retired_pages(self):
         query = copy.deepcopy(self.h100)
         query['gpus'][4]['remapped_rows']['failure'] = True
