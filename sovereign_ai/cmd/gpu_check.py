@@ -105,9 +105,19 @@ def _print_text(results, paths):
             len(result.findings) - len(result.faults)))
         if result.error:
             print('  ERROR: %s' % result.error)
-        for entry in result.findings:
+        # Faults first, then warnings, each in GPU order.
+        ordered = sorted(result.findings, key=lambda entry: (
+            entry['severity'] != 'fault', entry['gpu'] is not None,
+            entry['gpu'] or 0))
+        for entry in ordered:
             print('  %s: %s: %s' % (entry['severity'].upper(), _label(entry),
                                     entry['message']))
+        throughput = result.data.get('throughput_gflops')
+        if throughput:
+            print('  throughput (Gflop/s): %s' % ', '.join(
+                'GPU %s %.0f' % (index, value)
+                for index, value in sorted(throughput.items(),
+                                           key=lambda item: int(item[0]))))
         if paths.get(result.step):
             print('  report: %s' % paths[result.step])
 

@@ -209,20 +209,23 @@ def judge_dcgm(output, exit_status, gpus_by_index):
     """Turn ``dcgmi diag -j`` output into findings and throughput."""
     findings = []
     result = None
-    try:
-        result = dcgm_parser.parse(output)
-    except common.ParseError as error:
-        findings.append(checks.finding(checks.FAULT, 'dcgm', str(error)))
-
     if exit_status in dcgm_parser.EXIT_STATUS_NAMES:
         findings.append(checks.finding(
             checks.FAULT, 'dcgm', 'dcgmi diag exited %d: %s'
             % (exit_status, dcgm_parser.EXIT_STATUS_NAMES[exit_status])))
-    elif exit_status not in (0, None) and result is None:
+
+    if not output.lstrip().startswith('{'):
+        # dcgmi prints a plain message when it cannot reach nv-hostengine
+        # or cannot start the diagnostic.
+        first_line = (output.strip().splitlines() or [''])[0][:200]
         findings.append(checks.finding(
-            checks.FAULT, 'dcgm', 'dcgmi diag exited %d without results'
-            % exit_status))
-    if result is None:
+            checks.FAULT, 'dcgm', 'dcgmi diag exited %s and printed no JSON '
+            'results: "%s"' % (exit_status, first_line)))
+        return findings, {}, None
+    try:
+        result = dcgm_parser.parse(output)
+    except common.ParseError as error:
+        findings.append(checks.finding(checks.FAULT, 'dcgm', str(error)))
         return findings, {}, None
 
     if result['runtime_error']:

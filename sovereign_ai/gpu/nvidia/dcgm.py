@@ -25,6 +25,10 @@ from sovereign_ai.gpu.nvidia import common
 
 SOURCE = 'dcgmi diag'
 
+# NOTE: the 4.x layout is read as DCGM's own JSON schema describes it
+# (testing/python3/dcgm_diag_schema.json); no captured 4.x output was
+# available to test against.
+
 ROOT_3X = 'DCGM GPU Diagnostic'
 ROOT_4X = 'DCGM Diagnostic'
 

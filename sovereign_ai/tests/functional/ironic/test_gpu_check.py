@@ -129,6 +129,8 @@ class GpuCheckTest(base.TestCase):
             '--backend', 'gpu-burn', '--set', 'sample_interval=0.1')
         self.assertEqual(0, status, stdout + stderr)
         self.assertIn('burnin_gpus: PASSED on 8 GPU(s), 0 fault(s)', stdout)
+        self.assertIn('  throughput (Gflop/s): GPU 0 16942, GPU 1 17093, ',
+                      stdout)
         self.assertEqual(['-m', '95%', '2'],
                          self.tools.calls('gpu_burn')[0]['argv'])
 

@@ -575,11 +575,26 @@ class BurninStepTest(StepTestBase):
         self._two_gpus()
         self.tools.add('dcgmi', [('diag', [fakes.response(
             stdout='Error: unable to complete diagnostic\n', exit=205)])])
+        command = self.burn(backend='dcgm')
+        self.assertStepFails(
+            command, errors.DeploymentError,
+            'Deploy step failed: burnin_gpus found 2 fault(s) on 0 of 2 '
+            'GPU(s). Node: dcgmi diag exited 205: DCGM_ST_NVVS_ISOLATE_ERROR '
+            '(a failure that requires isolating the GPU); dcgmi diag exited '
+            '205 and printed no JSON results: "Error: unable to complete '
+            'diagnostic".')
+
+    def test_dcgm_truncated_json(self):
+        self._two_gpus()
+        path = fakes.fixture('dcgmi-diag-r2-j_dcgm4x_fail_constructed.json')
+        with open(path) as handle:
+            truncated = handle.read()[:700]
+        self.tools.add('dcgmi', [('diag', [fakes.response(
+            stdout=truncated, exit=226)])])
         message = str(self.burn(backend='dcgm').command_error)
-        self.assertIn('Node: dcgmi diag: the JSON is truncated or malformed',
-                      message)
-        self.assertIn('dcgmi diag exited 205: DCGM_ST_NVVS_ISOLATE_ERROR (a '
-                      'failure that requires isolating the GPU).', message)
+        self.assertIn('Node: dcgmi diag exited 226: DCGM_ST_NVVS_ERROR (a '
+                      'diagnostic test failed); dcgmi diag: the JSON is '
+                      'truncated or malformed (', message)
 
     def test_backend_missing(self):
         command = self.burn(backend='dcgm')
