@@ -35,7 +35,8 @@ OPTS = [
         help='Path or name (searched on PATH) of the gpu-burn executable '
              'used by the gpu-burn burn-in backend. gpu-burn loads '
              'compare.ptx from its working directory, so the step runs it '
-             'in the directory that contains the executable.'),
+             'in the directory of the executable, after resolving '
+             'symbolic links.'),
     cfg.StrOpt(
         'dmesg_command',
         default='dmesg',
@@ -45,7 +46,7 @@ OPTS = [
         'query_format',
         default='xml',
         choices=[('xml', 'nvidia-smi -q -x, the machine-readable form'),
-                 ('text', 'nvidia-smi -q, for drivers whose XML is broken')],
+                 ('text', 'nvidia-smi -q, the human-readable form')],
         help='Output format of the nvidia-smi query that validate_gpus '
              'reads.'),
     cfg.IntOpt(

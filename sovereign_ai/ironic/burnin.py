@@ -137,9 +137,10 @@ def _start(collector, backend, settings, outcome):
     else:
         argv = _gpu_burn_argv(settings)
         # gpu-burn numbers GPUs in CUDA order; PCI bus order makes its
-        # indexes match nvidia-smi's. It loads compare.ptx from its cwd.
+        # indexes match nvidia-smi's. It loads compare.ptx from its cwd,
+        # which is next to the real executable, not next to a symlink.
         kwargs = {'env': {'CUDA_DEVICE_ORDER': 'PCI_BUS_ID'},
-                  'cwd': os.path.dirname(argv[0])}
+                  'cwd': os.path.dirname(os.path.realpath(argv[0]))}
 
     def work():
         try:

@@ -374,7 +374,20 @@ class BurninStepTest(StepTestBase):
         call = self.tools.calls('gpu_burn')[0]
         self.assertEqual(['-d', '-tc', '-m', '95%', '1'], call['argv'])
         self.assertEqual('PCI_BUS_ID', call['cuda_device_order'])
-        self.assertEqual(self.tools.bin, call['cwd'])
+        self.assertEqual(os.path.realpath(self.tools.bin), call['cwd'])
+
+    def test_gpu_burn_symlink_cwd(self):
+        real_dir = os.path.join(self.tools.root, 'opt', 'gpu-burn')
+        os.makedirs(real_dir)
+        self.add_gpu_burn('gpu-burn_8x-a100-sxm4-80gb_doubles-tc_pass.log')
+        real_path = os.path.join(real_dir, 'gpu_burn')
+        os.rename(os.path.join(self.tools.bin, 'gpu_burn'), real_path)
+        os.symlink(real_path, os.path.join(self.tools.bin, 'gpu_burn'))
+        command = self.burn()
+        self.assertEqual('SUCCEEDED', command.command_status,
+                         command.command_error)
+        self.assertEqual(os.path.realpath(real_dir),
+                         self.tools.calls('gpu_burn')[0]['cwd'])
         self.assertGreaterEqual(len(self.tools.calls('nvidia-smi')), 3)
 
     def test_gpu_burn_faulty(self):
