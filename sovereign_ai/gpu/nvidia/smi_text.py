@@ -209,6 +209,9 @@ def parse(text, source=SOURCE):
             if separator:
                 header[key.strip()] = value.strip()
 
+    # NOTE: output cut inside the last GPU block is not detected here: its
+    # missing fields read as not reported. Use the XML query, whose parser
+    # rejects a cut document, where that matters.
     driver_version = header.get('Driver Version')
     attached = common.to_int(header.get('Attached GPUs'))
     gpus = [_parse_gpu(index, bus_id, lines, driver_version)

@@ -13,6 +13,11 @@
 from sovereign_ai.gpu.nvidia import common
 from sovereign_ai.gpu.nvidia import dcgm
 from sovereign_ai.gpu.nvidia import gpu_burn
+from sovereign_ai.gpu.nvidia import nvlink
+from sovereign_ai.gpu.nvidia import query_csv
+from sovereign_ai.gpu.nvidia import smi_text
+from sovereign_ai.gpu.nvidia import smi_xml
+from sovereign_ai.gpu.nvidia import topo
 from sovereign_ai.gpu.nvidia import xid
 from sovereign_ai.tests import base
 
@@ -153,3 +158,20 @@ class XidTest(base.TestCase):
     def test_no_events(self):
         self.assertEqual([], xid.parse('[    0.000000] Linux version 6.1\n'))
         self.assertEqual([], xid.parse(''))
+
+
+class EmptyOutputTest(base.TestCase):
+
+    def test_each_parser_names_its_tool(self):
+        parsers = [
+            (smi_xml.parse, 'nvidia-smi -q -x'),
+            (smi_text.parse, 'nvidia-smi -q'),
+            (query_csv.parse, 'nvidia-smi --query-gpu'),
+            (nvlink.parse, 'nvidia-smi nvlink -s'),
+            (topo.parse, 'nvidia-smi topo -m'),
+            (dcgm.parse, 'dcgmi diag'),
+            (gpu_burn.parse, 'gpu_burn'),
+        ]
+        for parse, tool in parsers:
+            error = self.assertRaises(common.ParseError, parse, '  \n')
+            self.assertEqual('%s: the output is empty' % tool, str(error))
