@@ -119,6 +119,9 @@ class SovereignPolicy(Policy):
 
     def __init__(self, state, mix, affinity):
         super().__init__(state, mix, affinity)
+        # NOTE: the nova engine reads these options from Nova's CONF, and
+        # this engine takes their defaults. The command loads no nova.conf,
+        # so both engines run with the defaults.
         self.multiplier = _option_default(
             'gpu_fragmentation_weight_multiplier')
         self.learned = fragmentation.RequestMix(
@@ -210,8 +213,6 @@ class BestFitPolicy(Policy):
         state = self.state
         score = reference.best_fit_score(
             state.cpu_free[hosts] - task.cpu_milli, state.cpu_capacity[hosts],
-            state.memory_free[hosts] - task.memory_mib,
-            state.memory_capacity[hosts],
             state.gpu_free[hosts].sum(axis=1) - task.demand_milli,
             state.gpu_count[hosts] * WHOLE)
         return normalize(-score)

@@ -348,7 +348,6 @@ class BestFitWeigher(_TaskWeigher):
         task = task_of_spec(spec_obj)
         score = reference.best_fit_score(
             host.cpu_free - task.cpu_milli, host.cpu_capacity,
-            host.memory_free - task.memory_mib, host.memory_capacity,
             sum(host.gpu_free) - task.demand_milli,
             len(host.gpu_free) * WHOLE)
         if task.is_sharing:

@@ -25,7 +25,7 @@ from sovereign_ai.simulate import reference
 from sovereign_ai.simulate import trace
 from sovereign_ai.tests import base
 
-SAMPLE_TASKS = 160
+SAMPLE_TASKS = 120
 
 
 class TestEngineEquivalence(base.TestCase):

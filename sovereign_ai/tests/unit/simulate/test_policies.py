@@ -31,8 +31,8 @@ class TestBestFit(base.TestCase):
 
         result = utils.replay(fleet, workload, 'best-fit')
 
-        # Remaining share after placement: 2-GPU node 0.98 + 1.00 + 0.50,
-        # 8-GPU node 0.99 + 1.00 + 0.875; the 2-GPU node has less.
+        # Remaining CPU and GPU shares after placement: 2-GPU node
+        # 0.984 + 0.5, 8-GPU node 0.990 + 0.875, so the 2-GPU node wins.
         self.assertEqual(0, result.nodes[0])
 
     def test_fullest_gpu_for_share(self):
