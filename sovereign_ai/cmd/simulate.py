@@ -15,6 +15,7 @@
 See ``doc/source/admin/simulate.rst`` for the protocol and the output.
 """
 
+import logging
 import os
 
 from sovereign_ai.cmd import main
@@ -147,6 +148,13 @@ class SimulateCommand(main.Command):
         fleet, workload = self._load(args)
         policies = list(dict.fromkeys(args.policy or runner.POLICY_NAMES))
         seeds = [runner.FIRST_SEED + offset for offset in range(args.seeds)]
+
+        if args.engine == 'nova':
+            # GpuTopologyFilter and GpuFragmentationWeigher warn about GPUs
+            # without an nvlink_domain tag. Simulated PCIe-only GPUs have
+            # none by design, so those warnings would only repeat the
+            # topology table once per host.
+            logging.getLogger('sovereign_ai.nova').setLevel(logging.ERROR)
 
         specs = [runner.RunSpec(fleet, workload, policy, seed, args.engine,
                                 args.tune, args.affinity)
