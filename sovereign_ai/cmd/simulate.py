@@ -149,21 +149,25 @@ class SimulateCommand(main.Command):
         policies = list(dict.fromkeys(args.policy or runner.POLICY_NAMES))
         seeds = [runner.FIRST_SEED + offset for offset in range(args.seeds)]
 
-        if args.engine == 'nova':
-            # GpuTopologyFilter and GpuFragmentationWeigher warn about GPUs
-            # without an nvlink_domain tag. Simulated PCIe-only GPUs have
-            # none by design, so those warnings would only repeat the
-            # topology table once per host.
-            logging.getLogger('sovereign_ai.nova').setLevel(logging.ERROR)
-
         specs = [runner.RunSpec(fleet, workload, policy, seed, args.engine,
                                 args.tune, args.affinity)
                  for policy in policies for seed in seeds]
+
+        # GpuTopologyFilter and GpuFragmentationWeigher warn about GPUs
+        # without an nvlink_domain tag. Simulated PCIe-only GPUs have none
+        # by design, so those warnings would only repeat the topology
+        # table once per host.
+        plugin_logger = logging.getLogger('sovereign_ai.nova')
+        plugin_level = plugin_logger.level
+        if args.engine == 'nova':
+            plugin_logger.setLevel(logging.ERROR)
+
         progress = output.Progress(len(specs))
         try:
             results = runner.run_all(specs, args.jobs, progress.update)
         finally:
             progress.close()
+            plugin_logger.setLevel(plugin_level)
 
         report = {
             'fleet': fleet.name,

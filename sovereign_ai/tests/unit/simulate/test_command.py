@@ -87,6 +87,18 @@ class TestEmbeddedRun(base.TestCase):
         self.assertEqual(10, report['fleet_gpus'])
         self.assertEqual('tasks', report['trace'])
 
+    def test_nova_engine(self):
+        status, stdout, stderr = test_trace.simulate(
+            '--seeds', '1', '--format', 'json', '--engine', 'nova',
+            '--fleet', test_trace.fixture('fleet.csv'),
+            '--trace', test_trace.fixture('tasks.csv'))
+
+        self.assertEqual(0, status, stderr)
+        report = json.loads(stdout)
+        self.assertEqual('nova', report['engine'])
+        self.assertEqual(POLICIES,
+                         [item['policy'] for item in report['results']])
+
     def test_plot(self):
         try:
             import matplotlib  # noqa: F401
