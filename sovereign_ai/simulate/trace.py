@@ -196,12 +196,18 @@ def read_fleet(path):
     label, rows = _rows(path, FLEET_COLUMNS)
 
     hosts, cpu, memory, gpus, models = [], [], [], [], []
+    seen = {}
     skipped = 0
     for line, row in rows:
         host = _field(label, line, row, 'sn')
         if not host:
             raise TraceError('%s: line %d: field sn: the node name is empty.'
                              % (label, line))
+        if host in seen:
+            raise TraceError(
+                '%s: line %d: field sn: duplicate node name %r, already on '
+                'line %d.' % (label, line, host, seen[host]))
+        seen[host] = line
         node_cpu = _count(label, line, row, 'cpu_milli')
         node_memory = _count(label, line, row, 'memory_mib')
         node_gpus = _count(label, line, row, 'gpu',

@@ -102,6 +102,11 @@ class TestBadInput(base.TestCase):
                             'fleet_unknown_model.csv', 'line 3',
                             'field model', "unknown GPU model 'H100X'")
 
+    def test_duplicate_node(self):
+        self.assertRejected(['--fleet', fixture('fleet_duplicate.csv')],
+                            'fleet_duplicate.csv', 'line 3', 'field sn',
+                            "duplicate node name 'node-a'", 'line 2')
+
     def test_unknown_spec_model(self):
         self.assertRejected(['--trace', fixture('tasks_unknown_spec.csv')],
                             'tasks_unknown_spec.csv', 'line 2',
