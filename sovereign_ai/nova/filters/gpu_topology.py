@@ -14,6 +14,7 @@
 
 import collections
 import copy
+import threading
 import time
 
 from nova import conf
@@ -34,28 +35,40 @@ LOG = logging.getLogger(__name__)
 # compute adds after scheduling; pool matching must ignore them.
 _IGNORED_SPEC_KEYS = ('resource_class', 'traits', 'rp_uuids')
 
+# Distinct warning keys (host, device, problem) remembered for rate limiting.
+_REMEMBERED_WARNINGS = 4096
+
 
 class _WarningLimiter:
     """Warnings rate-limited per key by topology_warning_interval.
 
     Warnings suppressed inside the interval are counted, and the next warning
-    with the same key states the count.
+    with the same key states the count. The oldest keys are forgotten beyond
+    _REMEMBERED_WARNINGS, so a large fleet cannot grow the table without
+    bound.
     """
 
     def __init__(self):
-        self._last_logged = {}
+        self._lock = threading.Lock()
+        self._last_logged = collections.OrderedDict()
         self._suppressed = collections.Counter()
 
     def warn(self, key, message, params):
         interval = CONF.sovereign_ai_scheduler.topology_warning_interval
         now = time.monotonic()
-        last = self._last_logged.get(key)
-        if last is not None and now - last < interval:
-            self._suppressed[key] += 1
-            return
+        with self._lock:
+            last = self._last_logged.get(key)
+            if last is not None and now - last < interval:
+                self._suppressed[key] += 1
+                return
 
-        self._last_logged[key] = now
-        suppressed = self._suppressed.pop(key, 0)
+            self._last_logged[key] = now
+            self._last_logged.move_to_end(key)
+            while len(self._last_logged) > _REMEMBERED_WARNINGS:
+                oldest, _logged_at = self._last_logged.popitem(last=False)
+                self._suppressed.pop(oldest, None)
+            suppressed = self._suppressed.pop(key, 0)
+
         if suppressed:
             message += (' %(suppressed)d more such warnings were suppressed '
                         'in the last %(interval)d seconds.')
@@ -151,9 +164,9 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             return True
         LOG.debug('%(host_state)s fails GPU affinity %(level)s: no single '
                   '%(level)s domain has enough free devices for PCI requests '
-                  '%(requests)s.',
-                  {'host_state': host_state, 'level': affinity.level,
-                   'requests': requests},
+                  '%(requests)s (%(unknown)d of %(matching)d matching PCI '
+                  'pools have no %(level)s domain).',
+                  _rejection_params(host_state, affinity, requests, domains),
                   instance_uuid=spec_obj.instance_uuid)
         return False
 
@@ -193,32 +206,48 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     def _pool_domains(self, host_state, pools, requests, level):
         """Map each pool that can serve a request to its domain.
 
-        Pools that match no request are left out. A matching pool without
-        domain information maps to None, with a rate-limited warning.
+        Pools that match no request are left out, and a matching pool
+        without domain information maps to None. A rate-limited warning
+        names each device whose attribute is present but names no domain,
+        and each device that lacks the attribute while other matching
+        devices of the host have it. A host where no matching device has
+        the attribute (a host without NVLink, for example) is not warned
+        about.
         """
         specs = [_matchable_specs(request) for request in requests]
+        attribute = topology.attribute_of(level)
         domains = {}
         for pool in pools:
-            if not any(pci_utils.pci_device_prop_match(pool, spec)
-                       for spec in specs):
-                continue
+            if any(pci_utils.pci_device_prop_match(pool, spec)
+                   for spec in specs):
+                domains[id(pool)] = topology.domain_of(pool, level)
 
-            domain = topology.domain_of(pool, level)
-            domains[id(pool)] = domain
-            if domain is None:
-                attribute = topology.attribute_of(level)
-                self._warnings.warn(
-                    ('domain', host_state.host, pool.get('address'), level),
-                    'Host %(host)s: PCI device %(address)s has %(attribute)s '
-                    '= %(value)r, which names no %(level)s domain, so it '
-                    'cannot serve GPU affinity %(level)s requests of more '
-                    'than one device. Set the %(attribute)s tag in its '
-                    '[pci] device_spec entry.',
-                    {'host': host_state.host,
-                     'address': pool.get('address'),
-                     'attribute': attribute,
-                     'value': pool.get(attribute),
-                     'level': level})
+        matching = [pool for pool in pools if id(pool) in domains]
+        tagged = [pool for pool in matching
+                  if pool.get(attribute) is not None]
+        for pool in matching:
+            if domains[id(pool)] is not None:
+                continue
+            if pool.get(attribute) is None and not tagged:
+                continue
+            if level == topology.AFFINITY_NUMA:
+                fix = ('libvirt reports no NUMA node for it; check the NUMA '
+                       'settings of the host firmware.')
+            else:
+                fix = ('Set the %s tag in its [pci] device_spec entry.'
+                       % attribute)
+            self._warnings.warn(
+                ('domain', host_state.host, pool.get('address'), level),
+                'Host %(host)s: PCI device %(address)s has %(attribute)s '
+                '= %(value)r, which names no %(level)s domain, so it '
+                'cannot serve GPU affinity %(level)s requests of more '
+                'than one device. %(fix)s',
+                {'host': host_state.host,
+                 'address': pool.get('address'),
+                 'attribute': attribute,
+                 'value': pool.get(attribute),
+                 'level': level,
+                 'fix': fix})
         return domains
 
     @staticmethod
@@ -291,9 +320,11 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                 return True
             LOG.debug('%(host_state)s fails GPU affinity %(level)s: no '
                       'allocation candidate keeps each of PCI requests '
-                      '%(requests)s in a single %(level)s domain.',
-                      {'host_state': host_state, 'level': affinity.level,
-                       'requests': requests},
+                      '%(requests)s in a single %(level)s domain '
+                      '(%(unknown)d of %(matching)d matching PCI pools have '
+                      'no %(level)s domain).',
+                      _rejection_params(host_state, affinity, requests,
+                                        domains),
                       instance_uuid=spec_obj.instance_uuid)
             return False
 
@@ -309,6 +340,16 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                 others.append(candidate)
         host_state.allocation_candidates = fitting + others
         return True
+
+
+def _rejection_params(host_state, affinity, requests, domains):
+    return {
+        'host_state': host_state,
+        'level': affinity.level,
+        'requests': requests,
+        'matching': len(domains),
+        'unknown': sum(1 for domain in domains.values() if domain is None),
+    }
 
 
 def _consume(domain_stats, domain_pools, request):

@@ -483,6 +483,18 @@ class TestBadInput(FilterTestCase):
                       'nvlink_domain = None', warnings[0])
         self.assertIn('Set the nvlink_domain tag', warnings[0])
 
+    def test_gpu_without_numa_node(self):
+        gpus = [HGX_GPUS[0][:1] + (None,) + HGX_GPUS[0][2:]] + HGX_GPUS[1:4]
+        spec = request_spec([pci_request(4)],
+                            sovereign_ai__gpu_affinity='numa')
+
+        self.assertFalse(self.filter.host_passes(host(gpus), spec))
+
+        warnings = self.warnings()
+        self.assertEqual(1, len(warnings))
+        self.assertIn('0000:18:00.0 has numa_node = None', warnings[0])
+        self.assertIn('libvirt reports no NUMA node', warnings[0])
+
     def test_empty_tag(self):
         specs = [jsonutils.dumps(dict(jsonutils.loads(s), pcie_switch=' '))
                  for s in device_spec(HGX_GPUS)]
@@ -492,11 +504,25 @@ class TestBadInput(FilterTestCase):
 
         self.assertFalse(self.filter.host_passes(state, spec))
         self.assertIn("has pcie_switch = ' '", self.log.output)
+        self.assertEqual(8, len(self.warnings()))
 
-    def test_warnings_rate_limited(self):
-        specs = device_spec(HGX_GPUS, tags=False)
+    def test_host_without_tags(self):
+        # A host whose GPUs have no NVLink carries no nvlink_domain tag:
+        # rejected without a warning.
+        state = host(PCIE_GPUS, specs=device_spec(PCIE_GPUS, tags=False))
         spec = request_spec([pci_request(2)],
                             sovereign_ai__gpu_affinity='nvlink')
+
+        self.assertFalse(self.filter.host_passes(state, spec))
+        self.assertEqual([], self.warnings())
+        self.assertIn('8 of 8 matching PCI pools have no nvlink domain',
+                      self.log.output)
+
+    def test_warnings_rate_limited(self):
+        specs = [jsonutils.dumps(dict(jsonutils.loads(s), pcie_switch=''))
+                 for s in device_spec(HGX_GPUS)]
+        spec = request_spec([pci_request(2)],
+                            sovereign_ai__gpu_affinity='pcie_switch')
 
         for _ in range(3):
             self.filter.host_passes(host(HGX_GPUS, specs=specs), spec)
@@ -505,9 +531,10 @@ class TestBadInput(FilterTestCase):
         self.assertEqual(8, len(warnings))
 
     def test_suppressed_count_reported(self):
-        specs = device_spec(HGX_GPUS[:2], tags=False)
+        specs = [jsonutils.dumps(dict(jsonutils.loads(s), pcie_switch=''))
+                 for s in device_spec(HGX_GPUS[:2])]
         spec = request_spec([pci_request(2)],
-                            sovereign_ai__gpu_affinity='nvlink')
+                            sovereign_ai__gpu_affinity='pcie_switch')
         state = host(HGX_GPUS[:2], specs=specs)
 
         self.filter.host_passes(state, spec)
@@ -519,6 +546,19 @@ class TestBadInput(FilterTestCase):
         warnings = self.warnings()
         self.assertEqual(4, len(warnings))
         self.assertIn('1 more such warnings were suppressed', warnings[2])
+
+    def test_warning_keys_bounded(self):
+        limiter = gpu_topology._WarningLimiter()
+        self.useFixture(fixtures.MockPatchObject(
+            gpu_topology, '_REMEMBERED_WARNINGS', 3))
+
+        for index in range(5):
+            limiter.warn(('domain', 'host%d' % index), 'warning %(i)d',
+                         {'i': index})
+        limiter.warn(('domain', 'host0'), 'warning %(i)d', {'i': 0})
+
+        self.assertEqual(6, len(self.warnings()))
+        self.assertEqual(3, len(limiter._last_logged))
 
     def test_invalid_extra_spec(self):
         spec = request_spec([pci_request(4)],
