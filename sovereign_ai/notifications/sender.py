@@ -172,6 +172,9 @@ class Sender:
 
                 self._send(record.message)
                 sent_ids.append(record.id)
+                # Hand the GIL to the service's threads between messages,
+                # so a long backlog does not delay their notify calls.
+                time.sleep(0)
         except Exception as error:
             # MessageDeliveryFailure in most cases, but a connection that
             # cannot be created raises the kombu error itself.

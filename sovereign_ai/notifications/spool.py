@@ -236,6 +236,7 @@ class Spool:
                 'SELECT id, instance_id, created_at, body FROM records '
                 'ORDER BY id LIMIT ?', (limit,)).fetchall()
 
+        # Parsed outside the lock, which the notifying thread waits for.
         records = []
         for record_id, instance_id, created_at, body in rows:
             records.append(SpooledRecord(
@@ -254,15 +255,18 @@ class Spool:
         if not record_ids:
             return
 
+        record_ids = list(record_ids)
         with self._lock:
             connection = self._connect()
             connection.execute('BEGIN IMMEDIATE')
             try:
                 deleted = 0
-                for record_id in record_ids:
+                # SQLite allows 999 parameters per statement before 3.32.
+                for start in range(0, len(record_ids), 500):
+                    chunk = record_ids[start:start + 500]
                     deleted += connection.execute(
-                        'DELETE FROM records WHERE id = ?',
-                        (record_id,)).rowcount
+                        'DELETE FROM records WHERE id IN (%s)'
+                        % ','.join('?' * len(chunk)), chunk).rowcount
                 size = max(self._size(connection) - deleted, 0)
                 self._set_size(connection, size)
                 connection.execute('COMMIT')
