@@ -166,6 +166,14 @@ def render_placement(settings):
     return _ini({
         'DEFAULT': [('debug', False)],
         'placement_database': [('connection', settings.db_url('placement'))],
+        # An 8-GPU request is 8 request groups, one per GPU, so an 8-GPU
+        # host alone yields 8! = 40320 candidates. Unlimited, Placement
+        # takes minutes to build them; breadth-first keeps every host
+        # among the candidates that fit in the limit.
+        'placement': [
+            ('max_allocation_candidates', 1000),
+            ('allocation_candidates_generation_strategy', 'breadth-first'),
+        ],
         'api': [('auth_strategy', 'keystone')],
         'keystone_authtoken': _authtoken(settings, 'placement'),
     })
@@ -235,6 +243,11 @@ def render_nova(settings):
             ('discover_hosts_in_cells_interval', -1),
         ],
         'filter_scheduler': _scheduler_sections(settings),
+        # Nova's RAM, CPU and disk weighers spread servers, each with
+        # up to 1.0 of normalised weight. A multiplier of 10 lets the
+        # fragmentation weigher pack GPU servers, as a GPU cloud wants.
+        'sovereign_ai_scheduler': [
+            ('gpu_fragmentation_weight_multiplier', 10.0)],
         'pci': [('alias', json.dumps(settings.gpu_alias(), sort_keys=True))],
         'notifications': [('notification_format', 'versioned')],
         'oslo_messaging_notifications': [('driver', 'messagingv2')],

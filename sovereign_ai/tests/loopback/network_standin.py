@@ -21,6 +21,8 @@ returns what an empty Neutron would return for those reads:
 - ``GET /v2.0/<collection>`` returns an empty list, for example
   ``{"ports": []}`` (a hyphen in the collection name becomes an underscore
   in the key, as in Neutron);
+- ``GET /v2.0/quotas/<project>`` returns unlimited (-1) quotas, so Nova's
+  port quota check passes for servers without ports;
 - ``GET /v2.0/<collection>/<id>`` returns 404 with a Neutron-style error.
 
 It stores nothing and never validates tokens. Every write (POST, PUT,
@@ -38,6 +40,9 @@ LOG = logging.getLogger(__name__)
 API_VERSION = 'v2.0'
 
 _READ_METHODS = ('GET', 'HEAD')
+
+_QUOTA_RESOURCES = ('network', 'subnet', 'port', 'router', 'floatingip',
+                    'security_group', 'security_group_rule')
 
 
 def _respond(start_response, status, body):
@@ -108,6 +113,10 @@ def application(environ, start_response):
         LOG.debug('Returned an empty %s list.', resource)
         return _respond(start_response, '200 OK',
                         {resource.replace('-', '_'): []})
+
+    if resource == 'quotas' and len(parts) == 3:
+        return _respond(start_response, '200 OK', {
+            'quota': {name: -1 for name in _QUOTA_RESOURCES}})
 
     return _respond(start_response, '404 Not Found',
                     _not_found(resource, parts[2]))

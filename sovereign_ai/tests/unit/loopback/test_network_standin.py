@@ -51,6 +51,11 @@ class TestNetworkStandin(testtools.TestCase):
         self.assertEqual('404 Not Found', status)
         self.assertEqual('PortNotFound', body['NeutronError']['type'])
 
+    def test_quota_unlimited(self):
+        status, body = self._call('GET', '/v2.0/quotas/project-1')
+        self.assertEqual('200 OK', status)
+        self.assertEqual(-1, body['quota']['port'])
+
     def test_writes_rejected(self):
         for method in ('POST', 'PUT', 'PATCH', 'DELETE'):
             status, body = self._call(method, '/v2.0/ports')
