@@ -23,10 +23,10 @@ END = 'accelerator.usage.end'
 EXISTS = 'accelerator.usage.exists'
 
 #: Source event type to usage event type. A start on an instance that
-#: already has an open usage interval replaces that interval: resizes,
-#: reverts, rebuilds (evacuations end with instance.rebuild.end on the
-#: destination host) and live migrations restate the accelerators of the
-#: instance on its new host or flavor.
+#: already has an open usage interval replaces that interval. Resizes,
+#: reverts, rebuilds and live migrations restate the accelerators of the
+#: instance on its new host or flavor this way. Evacuations end with
+#: instance.rebuild.end on the destination host.
 USAGE_EVENTS = {
     'instance.create.end': START,
     'instance.unshelve.end': START,

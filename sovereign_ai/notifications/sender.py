@@ -13,8 +13,8 @@
 """Background sender that drains the spool to the message broker.
 
 The sender runs in a daemon thread. Under eventlet monkey patching, as in
-Nova services started with eventlet, the thread is a green thread and the
-broker I/O yields to the hub; with native threads it is an OS thread. Only
+Nova services started with eventlet, the thread is a green thread whose
+broker I/O yields to the hub. With native threads it is an OS thread. Only
 one process sends from a spool file at a time: the sender holds an
 exclusive ``flock`` on ``<spool>.lock`` while it runs, and the senders of
 other processes that share the spool only append.

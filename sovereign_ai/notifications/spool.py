@@ -77,8 +77,8 @@ class Spool:
     :param path: the SQLite file. It is created with its directory.
     :param max_records: the bound. When the spool is full, a start or end
         record replaces the oldest ``accelerator.usage.exists`` record,
-        because the next audit period restates what an exists record says,
-        and a record that finds none to replace is dropped.
+        because the next audit period restates the content of an exists
+        record. A record that finds none to replace is dropped.
     """
 
     def __init__(self, path, max_records):

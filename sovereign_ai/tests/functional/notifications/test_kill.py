@@ -55,7 +55,7 @@ class TestKill(base.NotifierTestCase):
                 'SELECT count(*) FROM records').fetchone()[0]
 
     def test_sigkill_loses_nothing(self):
-        # The broker link is cut while the child sends, so the spool holds
+        # The broker link is cut while the child sends, so the spool contains
         # unsent records when the child is killed.
         proxy = base.TcpProxy(base.rabbit_address())
         proxy.start()

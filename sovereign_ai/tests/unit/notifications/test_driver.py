@@ -42,7 +42,7 @@ class TestDriver(base.TestCase):
         self.conf.set_override('spool_path',
                                os.path.join(self.tempdir, 'spool.sqlite'),
                                group=GROUP)
-        # The fake driver of oslo.messaging stands in for the broker.
+        # The fake driver of oslo.messaging replaces the broker.
         self.conf.set_override('transport_url', 'fake:/', group=GROUP)
         self.conf.set_override('retry_interval', 0.01, group=GROUP)
         from nova.conf import pci as nova_pci_conf
