@@ -95,8 +95,8 @@ class GpuPCIDevicesInfo(fakelibvirt.HostPCIDevicesInfo):
     """Fake libvirt PCI devices for a list of GPUs.
 
     Nova's generator spreads devices over NUMA nodes round-robin and reports
-    Intel NICs; this one places each GPU at its own address and NUMA node
-    and reports NVIDIA's vendor and product ids.
+    Intel NICs. This one places each GPU at its own address and NUMA node,
+    with NVIDIA's vendor and product ids.
     """
 
     def __init__(self, gpus):
@@ -250,7 +250,7 @@ class GpuServersTestBase(test_pci_sriov_servers._PCIServersTestBase):
         return sorted(gpus, key=lambda gpu: gpu.address)
 
     def assert_gpus_share(self, server, attribute, count):
-        """Assert the server holds ``count`` GPUs in one domain.
+        """Assert that the server has ``count`` GPUs in one domain.
 
         The compute's claim and the Placement allocation must name the same
         devices, and those devices must share ``attribute``.

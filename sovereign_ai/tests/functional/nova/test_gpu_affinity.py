@@ -55,8 +55,8 @@ class TestBoot(base.GpuServersTestBase):
         switch_name = self.assert_gpus_share(switch, 'pcie_switch', 4)
         pair_name = self.assert_gpus_share(pair, 'nvlink_domain', 2)
         self.assert_gpus_share(numa, 'numa_node', 2)
-        # The second switch holds the pair and the last two GPUs, which
-        # form the other pair of that switch.
+        # The pair and the last two GPUs are on the second switch, and the
+        # last two GPUs form its other pair.
         pair_switch = {gpu.pcie_switch for gpu in self.claimed_gpus(pair)}
         self.assertNotIn(switch_name, pair_switch)
         numa_pairs = {gpu.nvlink_domain for gpu in self.claimed_gpus(numa)}
@@ -100,10 +100,10 @@ class TestBoot(base.GpuServersTestBase):
         # Three single GPUs leave at least one NVLink pair whole, and make
         # some of Placement's candidates for two GPUs span two pairs.
         single = self.create_gpu_flavor(1)
-        held = []
+        single_gpus = []
         for _ in range(3):
-            held += self.claimed_gpus(self.boot(single))
-        partly_used = {gpu.nvlink_domain for gpu in held}
+            single_gpus += self.claimed_gpus(self.boot(single))
+        partly_used = {gpu.nvlink_domain for gpu in single_gpus}
 
         preferred = self.boot(
             self.create_gpu_flavor(2, 'nvlink', 'preferred'))

@@ -39,9 +39,9 @@ class TestPacking(base.GpuServersTestBase):
                 'sovereign_ai.nova.weighers.GpuFragmentationWeigher',
             ],
             group='filter_scheduler')
-        # Nova's RAM, CPU and disk weighers spread instances with a
-        # combined weight of up to about 3 per host; 10 makes
-        # fragmentation decide, as the weigher's guide recommends.
+        # Nova's default weighers (RAM, CPU, disk and others, each with
+        # multiplier 1.0) spread instances. 10 makes fragmentation decide,
+        # as the weigher's guide advises raising it above them.
         self.flags(gpu_fragmentation_weight_multiplier=10.0,
                    gpu_request_mix='1:0.5,2@nvlink:0.5',
                    group='sovereign_ai_scheduler')
