@@ -149,7 +149,7 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                       'reports no PCI devices for PCI requests %(requests)s.',
                       {'host_state': host_state, 'level': affinity.level,
                        'requests': requests},
-                      instance_uuid=spec_obj.instance_uuid)
+                      instance_uuid=_instance_uuid(spec_obj))
             return False
 
         domains = self._pool_domains(host_state, pools, requests,
@@ -159,6 +159,10 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             return self._check_candidates(
                 host_state, spec_obj, requests, affinity, domains)
 
+        # NOTE: without PCI in Placement this is a host check only. Nova's
+        # PCI claim on the compute (PciDeviceStats.consume_requests in Nova
+        # 34) takes free matching devices in pool order, ignoring the tags,
+        # so it can take devices from several domains.
         if (not affinity.is_required
                 or self._fits_in_pools(stats, requests, domains)):
             return True
@@ -167,7 +171,7 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                   '%(requests)s (%(unknown)d of %(matching)d matching PCI '
                   'pools have no %(level)s domain).',
                   _rejection_params(host_state, affinity, requests, domains),
-                  instance_uuid=spec_obj.instance_uuid)
+                  instance_uuid=_instance_uuid(spec_obj))
         return False
 
     @staticmethod
@@ -256,7 +260,9 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
 
         The requests are served one after another on a copy of the pools,
         each from the fitting domain with the fewest free devices, so two
-        requests cannot count the same device.
+        requests cannot count the same device. Such a greedy order can miss
+        a fit when two requests can use the same devices, which is rare for
+        aliases of different GPU models.
         """
         working = copy.copy(stats)
         working.pools = copy.deepcopy(stats.pools)
@@ -315,6 +321,10 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             return _candidate_fits(candidate, requests, pools_by_rp, domains,
                                    fits_in_pools)
 
+        # NOTE: only the candidates that Placement returned are checked, at
+        # most [scheduler] max_placement_results of them. On a host with more
+        # candidates those may all span domains while a fitting set of free
+        # devices exists, and the host is then rejected.
         if affinity.is_required:
             if self.filter_candidates(host_state, candidate_fits):
                 return True
@@ -325,7 +335,7 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                       'no %(level)s domain).',
                       _rejection_params(host_state, affinity, requests,
                                         domains),
-                      instance_uuid=spec_obj.instance_uuid)
+                      instance_uuid=_instance_uuid(spec_obj))
             return False
 
         # Policy preferred: keep every candidate but move the fitting ones
@@ -340,6 +350,12 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                 others.append(candidate)
         host_state.allocation_candidates = fitting + others
         return True
+
+
+def _instance_uuid(spec_obj):
+    if 'instance_uuid' in spec_obj:
+        return spec_obj.instance_uuid
+    return None
 
 
 def _rejection_params(host_state, affinity, requests, domains):

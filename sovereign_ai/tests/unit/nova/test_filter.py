@@ -579,6 +579,19 @@ class TestBadInput(FilterTestCase):
 
         self.assertTrue(self.filter.host_passes(host(PCIE_GPUS), spec))
 
+    def test_spec_without_instance_uuid(self):
+        # The rejection log names the instance; a spec without one must
+        # still be rejected, not passed by the error handler.
+        spec = objects.RequestSpec(
+            flavor=objects.Flavor(
+                flavorid='f',
+                extra_specs={'sovereign_ai:gpu_affinity': 'nvlink'}),
+            pci_requests=objects.InstancePCIRequests(
+                requests=[pci_request(4)]))
+
+        self.assertFalse(self.filter.host_passes(host(PCIE_GPUS), spec))
+        self.assertEqual([], self.warnings())
+
     def test_spec_without_pci_requests(self):
         spec = objects.RequestSpec(flavor=objects.Flavor(
             flavorid='f', extra_specs={'sovereign_ai:gpu_affinity': 'numa'}))
