@@ -154,12 +154,48 @@ class Sender:
         if not self._hold_spool():
             return IDLE_INTERVAL
 
-        records = self.spool.head(self.options.send_batch_size)
-        if not records:
-            return IDLE_INTERVAL
-
-        sent_ids = []
+        # Records that wait for Cyborg are skipped, so a pass reads further
+        # pages until it finds records to send or reaches the end.
         deferred = set()
+        after_id = 0
+        sent_ids = []
+        while True:
+            records = self.spool.head(self.options.send_batch_size, after_id)
+            if not records:
+                break
+            after_id = records[-1].id
+
+            try:
+                sent_ids = self._send_records(records, deferred)
+            except Exception as error:
+                # MessageDeliveryFailure in most cases, but a connection
+                # that cannot be created raises the kombu error itself.
+                self._log_send_failure(error)
+                return self._backoff()
+            if sent_ids:
+                break
+
+        if self._failures and sent_ids:
+            LOG.info('Accelerator usage notifications are sent again after '
+                     '%d failed attempts; %d records remain in the spool.',
+                     self._failures, self.spool.size())
+            self._failures = 0
+
+        if after_id == 0:
+            return IDLE_INTERVAL
+        if deferred and not records:
+            # Every record left waits for Cyborg: wait before asking again.
+            return cyborg.FAILURE_CACHE_TIME
+        return 0
+
+    def _send_records(self, records, deferred):
+        """Send records in order and delete the sent ones.
+
+        :param deferred: ids of instances whose records wait for Cyborg;
+            updated in place.
+        :returns: the ids of the sent records.
+        """
+        sent_ids = []
         try:
             for record in records:
                 if record.instance_id in deferred:
@@ -175,26 +211,10 @@ class Sender:
                 # Hand the GIL to the service's threads between messages,
                 # so a long backlog does not delay their notify calls.
                 time.sleep(0)
-        except Exception as error:
-            # MessageDeliveryFailure in most cases, but a connection that
-            # cannot be created raises the kombu error itself.
+        finally:
             self.spool.delete(sent_ids)
             self.sent += len(sent_ids)
-            self._log_send_failure(error)
-            return self._backoff()
-
-        self.spool.delete(sent_ids)
-        self.sent += len(sent_ids)
-        if self._failures:
-            LOG.info('Accelerator usage notifications are sent again after '
-                     '%d failed attempts; %d records remain in the spool.',
-                     self._failures, self.spool.size())
-        self._failures = 0
-
-        if deferred and len(deferred) == len({r.instance_id for r in records}):
-            # Every record waits for Cyborg: wait before asking again.
-            return cyborg.FAILURE_CACHE_TIME
-        return 0
+        return sent_ids
 
     def _send(self, message):
         if self._transport is None:
@@ -213,6 +233,10 @@ class Sender:
             # send errors, so the sender calls the transport method they
             # use. It raises MessageDeliveryFailure unless the broker
             # confirmed the message (RabbitMQ publisher confirms).
+            # NOTE: on a link that drops packets silently, a publish waits
+            # until the RabbitMQ heartbeat
+            # ([oslo_messaging_rabbit] heartbeat_timeout_threshold) closes
+            # the connection. Only refused and reset connections are tested.
             self._transport._send_notification(
                 target, {}, wire, version=2.0, retry=0)
 

@@ -229,12 +229,13 @@ class Spool:
         connection.execute(
             "UPDATE counters SET value = ? WHERE name = 'records'", (size,))
 
-    def head(self, limit):
-        """Return the oldest records, oldest first."""
+    def head(self, limit, after_id=0):
+        """Return the oldest records after ``after_id``, oldest first."""
         with self._lock:
             rows = self._connect().execute(
                 'SELECT id, instance_id, created_at, body FROM records '
-                'ORDER BY id LIMIT ?', (limit,)).fetchall()
+                'WHERE id > ? ORDER BY id LIMIT ?',
+                (after_id, limit)).fetchall()
 
         # Parsed outside the lock, which the notifying thread waits for.
         records = []

@@ -174,6 +174,26 @@ class TestSenderCounts(_CyborgTestCase):
         self.assertEqual([], transport.messages)
         self.assertEqual(1, usage_sender.spool.size())
 
+    def test_waiting_records_skipped(self):
+        resolver = self._resolver(_closed_port())
+        usage_sender, transport = self._sender(resolver, max_wait=3600)
+        self.conf.set_override('send_batch_size', 1,
+                               group=notifications_conf.GROUP.name)
+        extractor = test_usage.make_extractor()
+        for index in range(3):
+            message = samples.as_message(
+                samples.own_sample(), instance_id='waits',
+                extra_specs={'accel:device_profile': 'gpu-a100-2'})
+            usage_sender.spool.append(extractor.records(message, []))
+        usage_sender.spool.append(extractor.records(samples.as_message(
+            samples.own_sample(), instance_id='ready'), []))
+
+        usage_sender._pass()
+
+        self.assertEqual(['ready'], [message['payload']['instance_id']
+                                     for message in transport.messages])
+        self.assertEqual(4, usage_sender.spool.size())
+
     def test_sent_flagged_after_max_wait(self):
         resolver = self._resolver(_closed_port())
         usage_sender, transport = self._sender(resolver, max_wait=0)
