@@ -45,6 +45,21 @@ class TestBoot(base.GpuServersTestBase):
         self.assertEqual('hgx-nvs0',
                          self.assert_gpus_share(server, 'nvlink_domain', 8))
 
+    def test_hgx_domains_too_small(self):
+        self.start_gpu_compute('hgx', base.HGX_GPUS)
+
+        numa = self.boot(self.create_gpu_flavor(8, 'numa'),
+                         expected_state='ERROR')
+        switch = self.boot(self.create_gpu_flavor(4, 'pcie_switch'),
+                           expected_state='ERROR')
+
+        # A NUMA node has four GPUs and a PCIe switch two.
+        self.assertIn('No valid host', numa['fault']['message'])
+        self.assertIn('No valid host', switch['fault']['message'])
+        self.assertPCIDeviceCounts('hgx', total=8, free=8)
+        anywhere = self.boot(self.create_gpu_flavor(8, 'none'))
+        self.assertEqual(8, len(self.claimed_gpus(anywhere)))
+
     def test_pcie_levels(self):
         self.start_gpu_compute('pcie', base.PCIE_GPUS)
 
