@@ -192,18 +192,20 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                 topology.AFFINITY_NONE, topology.DEFAULT_POLICY)
 
         flavor = spec_obj.flavor
+        extra_specs = flavor.extra_specs if 'extra_specs' in flavor else None
         try:
-            return topology.parse_affinity(flavor.extra_specs)
+            return topology.parse_affinity(extra_specs or {})
         except ValueError as error:
             # Flavors created before the extra spec validators were
             # installed, or through a compute API microversion older than
             # 2.86, can hold an invalid value. Which level it meant is
             # unknown, so the flavor is scheduled as if it had none.
+            flavor_id = flavor.flavorid if 'flavorid' in flavor else None
             self._warnings.warn(
-                ('extra_spec', flavor.flavorid, str(error)),
+                ('extra_spec', flavor_id, str(error)),
                 'Flavor %(flavor)s: %(error)s GpuTopologyFilter ignores its '
                 'GPU affinity until the extra spec is corrected.',
-                {'flavor': flavor.flavorid, 'error': error})
+                {'flavor': flavor_id, 'error': error})
             return topology.AffinityRequest(
                 topology.AFFINITY_NONE, topology.DEFAULT_POLICY)
 

@@ -592,6 +592,16 @@ class TestBadInput(FilterTestCase):
         self.assertFalse(self.filter.host_passes(host(PCIE_GPUS), spec))
         self.assertEqual([], self.warnings())
 
+    def test_flavor_without_extra_specs(self):
+        spec = objects.RequestSpec(
+            instance_uuid=uuidutils.generate_uuid(),
+            flavor=objects.Flavor(flavorid='f'),
+            pci_requests=objects.InstancePCIRequests(
+                requests=[pci_request(4)]))
+
+        self.assertTrue(self.filter.host_passes(host(PCIE_GPUS), spec))
+        self.assertEqual([], self.warnings())
+
     def test_spec_without_pci_requests(self):
         spec = objects.RequestSpec(flavor=objects.Flavor(
             flavorid='f', extra_specs={'sovereign_ai:gpu_affinity': 'numa'}))
