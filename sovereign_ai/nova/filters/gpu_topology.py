@@ -95,8 +95,9 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     providers that it allocates for each request lie in one domain. The
     filter drops the other candidates (``required``) or moves them behind
     the fitting ones (``preferred``). The scheduler claims the first
-    remaining candidate, and the compute claims exactly the devices of that
-    allocation, so the instance gets devices that meet the affinity.
+    remaining candidate, and on boot the compute claims exactly the devices
+    of that allocation, so the instance gets devices that meet the
+    affinity.
 
     Without PCI in Placement the filter checks only that some domain has
     enough free matching devices. Nova's PCI claim on the compute then takes
@@ -323,6 +324,10 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             return _candidate_fits(candidate, requests, pools_by_rp, domains,
                                    fits_in_pools)
 
+        # NOTE: for resize, cold migration and evacuation, Nova 34's move
+        # claim (ResourceTracker._move_claim) rebuilds the PCI requests
+        # without the Placement mapping and takes free devices in pool
+        # order, so the devices of a moved instance can span domains.
         # NOTE: only the candidates that Placement returned are checked, at
         # most [scheduler] max_placement_results of them. On a host with more
         # candidates those may all span domains while a fitting set of free

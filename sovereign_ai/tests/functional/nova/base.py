@@ -71,7 +71,21 @@ PCIE_GPUS = (
     Gpu('0000:e3:00.0', 1, 'pcie-sw1', 'pcie-pair3'),
 )
 
-GPU_BY_ADDRESS = {gpu.address: gpu for gpu in HGX_GPUS + PCIE_GPUS}
+# A board whose PCI addresses alternate between the two NUMA nodes, so that
+# the first four free GPUs in address order span both nodes.
+INTERLEAVED_GPUS = (
+    Gpu('0000:1b:00.0', 0, 'int-sw0', 'int-nvs0'),
+    Gpu('0000:43:00.0', 1, 'int-sw1', 'int-nvs0'),
+    Gpu('0000:52:00.0', 0, 'int-sw0', 'int-nvs0'),
+    Gpu('0000:61:00.0', 1, 'int-sw1', 'int-nvs0'),
+    Gpu('0000:9d:00.0', 0, 'int-sw2', 'int-nvs0'),
+    Gpu('0000:c3:00.0', 1, 'int-sw3', 'int-nvs0'),
+    Gpu('0000:d1:00.0', 0, 'int-sw2', 'int-nvs0'),
+    Gpu('0000:df:00.0', 1, 'int-sw3', 'int-nvs0'),
+)
+
+GPU_BY_ADDRESS = {
+    gpu.address: gpu for gpu in HGX_GPUS + PCIE_GPUS + INTERLEAVED_GPUS}
 
 # [placement] max_allocation_candidates of the Placement service.
 MAX_CANDIDATES = 1000
@@ -131,7 +145,7 @@ class GpuServersTestBase(test_pci_sriov_servers._PCIServersTestBase):
 
     ADDITIONAL_FILTERS = [
         'NUMATopologyFilter', 'PciPassthroughFilter', 'GpuTopologyFilter']
-    PCI_DEVICE_SPEC = device_spec(HGX_GPUS + PCIE_GPUS)
+    PCI_DEVICE_SPEC = device_spec(HGX_GPUS + PCIE_GPUS + INTERLEAVED_GPUS)
     PCI_ALIAS = [jsonutils.dumps({
         'vendor_id': VENDOR_ID,
         'product_id': PRODUCT_ID,
@@ -259,6 +273,10 @@ class GpuServersTestBase(test_pci_sriov_servers._PCIServersTestBase):
         self.assertEqual(count, len(claimed), claimed)
         if self.PCI_IN_PLACEMENT:
             self.assertEqual(claimed, self.allocated_gpus(server))
-        domains = {getattr(gpu, attribute) for gpu in claimed}
-        self.assertEqual(1, len(domains), claimed)
+        return self.assert_one_domain(claimed, attribute)
+
+    def assert_one_domain(self, gpus, attribute):
+        """Assert that the GPUs share ``attribute`` and return its value."""
+        domains = {getattr(gpu, attribute) for gpu in gpus}
+        self.assertEqual(1, len(domains), gpus)
         return domains.pop()

