@@ -15,9 +15,9 @@
 ``up`` starts, on 127.0.0.1 only: Keystone, Placement, Glance, the network
 API stand-in (all under gunicorn), nova-api (gunicorn), nova-conductor,
 nova-scheduler and one nova-compute per emulated GPU host. It uses the
-MariaDB and RabbitMQ that answer on their usual ports, in databases named
+MariaDB and RabbitMQ that listen on their usual ports, in databases named
 ``sovereign_ai_loopback_*`` and the vhost ``sovereign_ai_loopback``, and
-starts private instances from the Debian packages when none answer.
+starts private instances from the Debian packages when none listens.
 Every file the cloud writes lies under the state directory.
 
 This module runs inside the venv of the cloud (see ``tools/loopback-cloud``),
@@ -101,6 +101,34 @@ def detect_plugins():
             'sovereign_ai.notifications.driver', 'AcceleratorUsageDriver'))
 
 
+def select_plugins(found, wanted):
+    """Return the plugins to enable: ``found`` masked by ``wanted``.
+
+    ``wanted`` is ``auto`` (every plugin found), ``none``, or a
+    comma-separated list of plugin names, such as
+    ``gpu_topology_filter,extra_spec_validation``, to run Nova without
+    the others.
+
+    :raises ValueError: on an unknown name.
+    """
+    wanted = wanted.strip()
+    if wanted == 'auto':
+        return found
+
+    names = set() if wanted == 'none' else {
+        name.strip() for name in wanted.split(',') if name.strip()}
+    unknown = names - set(config.Plugins._fields)
+    if unknown:
+        raise ValueError(
+            'Invalid LOOPBACK_PLUGINS value %r: unknown plugin %s; expected '
+            'auto, none or names among %s.'
+            % (wanted, ', '.join(sorted(unknown)),
+               ', '.join(config.Plugins._fields)))
+    return config.Plugins(**{
+        name: available and name in names
+        for name, available in found._asdict().items()})
+
+
 # --- backing services ------------------------------------------------------
 
 def _ensure_mariadb(settings):
@@ -146,7 +174,7 @@ def _ensure_rabbitmq(settings):
             % settings.rabbit_port)
 
     # NOTE: like the private MariaDB, this path runs only where no shared
-    # broker answers.
+    # broker listens.
     settings.rabbit_port = settings.port('rabbitmq')
     base = settings.path('rabbitmq')
     os.makedirs(base, exist_ok=True)
@@ -463,7 +491,7 @@ def _discover_hosts(settings, token, timeout=180.0):
 
 
 def _gpu_providers_ready(settings, token):
-    """Return True when Placement holds every emulated GPU."""
+    """Return True when Placement has a resource provider per GPU."""
     expected = sum(layout.gpus for layout in settings.hosts.values())
     resource_class = 'CUSTOM_PCI_%s_%s' % (
         config.gpu_layout.NVIDIA_VENDOR_ID.upper(),
@@ -513,7 +541,8 @@ def up(settings):
         shutil.rmtree(settings.path(stale), ignore_errors=True)
     os.makedirs(settings.path('log'))
 
-    settings.plugins = detect_plugins()
+    settings.plugins = select_plugins(
+        detect_plugins(), os.environ.get('LOOPBACK_PLUGINS', 'auto'))
     _log('plugins enabled: %s', ', '.join(
         name for name, on in settings.plugins._asdict().items() if on)
         or 'none')

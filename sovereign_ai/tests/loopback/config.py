@@ -35,9 +35,9 @@ DATABASES = ('keystone', 'placement', 'glance', 'nova_api', 'nova_cell0',
 GPU_ALIAS = 'gpu'
 
 # Two hosts with the same GPU model but different topologies, so every
-# affinity level has a host that fits and one that does not:
-# gpu-host-1 is built like a DGX H100 (NVSwitch joins all 8 GPUs, 2 GPUs
-# per PCIe switch); gpu-host-2 like a PCIe server with NVLink bridges
+# affinity level has a host that fits and one that does not. gpu-host-1 is
+# built like a DGX H100, with NVSwitch joining all 8 GPUs and 2 GPUs per
+# PCIe switch. gpu-host-2 is built like a PCIe server, with NVLink bridges
 # between pairs of cards and 4 cards per PCIe switch.
 DEFAULT_HOSTS = (
     'gpu-host-1:gpus=8,numa=2,switches=4,nvlink=1,bus=0x18,product=2330;'

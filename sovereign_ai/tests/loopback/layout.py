@@ -142,7 +142,7 @@ def parse(text):
     4 PCIe switches and 1 NVLink domain on buses from 0x18, product 2330.
 
     :raises ValueError: on an unknown key, a non-integer count, or counts
-        that do not divide the GPUs into equal domains; the message names
+        that do not divide the GPUs into equal domains. The message names
         the value and the rule.
     """
     values = dict(_DEFAULTS)

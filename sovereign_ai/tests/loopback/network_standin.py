@@ -26,9 +26,9 @@ returns what an empty Neutron would return for those reads:
 - ``GET /v2.0/<collection>/<id>`` returns 404 with a Neutron-style error.
 
 It stores nothing and never validates tokens. Every write (POST, PUT,
-PATCH, DELETE) returns HTTP 501 Not Implemented with a message that says
-so, and logs an error, so a test that needs real networking fails loudly
-instead of passing on a fake.
+PATCH, DELETE) returns HTTP 501 Not Implemented with a message that
+explains this, and logs an error, so a test that needs real networking
+fails loudly instead of passing on a fake.
 """
 
 import json

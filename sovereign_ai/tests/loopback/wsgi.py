@@ -13,7 +13,7 @@
 """WSGI application factories for gunicorn in the loopback cloud.
 
 The upstream WSGI entry points parse ``sys.argv`` as their own command
-line. Under gunicorn that holds gunicorn's options, which the services
+line. Under gunicorn it contains gunicorn's options, which the services
 reject before exiting. Each factory here resets ``sys.argv`` to the bare
 program name and then loads the upstream application; the configuration
 files come from the ``OS_*_CONFIG_*`` environment variables that the

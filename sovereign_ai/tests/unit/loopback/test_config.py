@@ -58,3 +58,35 @@ class TestRender(testtools.TestCase):
         settings = config.Settings(
             '/tmp/s', '/tmp/v', hosts_text='a:product=2330;b:product=20b5')
         self.assertRaises(ValueError, settings.gpu_alias)
+
+
+class TestSelectPlugins(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        # cloud imports only the standard library and this package at
+        # module level, so the test needs no Nova.
+        from sovereign_ai.tests.loopback import cloud
+        self.cloud = cloud
+        self.found = config.Plugins(True, True, True, False)
+
+    def test_auto(self):
+        self.assertEqual(self.found,
+                         self.cloud.select_plugins(self.found, 'auto'))
+
+    def test_none(self):
+        result = self.cloud.select_plugins(self.found, 'none')
+        self.assertFalse(any(result))
+
+    def test_subset(self):
+        result = self.cloud.select_plugins(
+            self.found, 'gpu_topology_filter, accelerator_usage_notifier')
+        self.assertTrue(result.gpu_topology_filter)
+        self.assertFalse(result.gpu_fragmentation_weigher)
+        # Not found in the tree, so not enabled even when requested.
+        self.assertFalse(result.accelerator_usage_notifier)
+
+    def test_unknown(self):
+        exc = self.assertRaises(ValueError, self.cloud.select_plugins,
+                                self.found, 'gpu_filter')
+        self.assertIn('gpu_filter', str(exc))
