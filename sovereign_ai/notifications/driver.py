@@ -19,6 +19,7 @@ background sender publishes them. It never raises into Nova and never
 waits for the broker.
 """
 
+import os
 import socket
 import sqlite3
 import threading
@@ -43,6 +44,14 @@ DEFAULT_SOURCE_TOPICS = ['versioned_notifications']
 # One spool and sender per spool path in a process, shared by all drivers.
 _SENDERS = {}
 _SENDERS_LOCK = threading.Lock()
+
+
+def _reset_lock_in_child():
+    global _SENDERS_LOCK
+    _SENDERS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def _options(conf):

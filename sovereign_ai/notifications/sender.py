@@ -24,6 +24,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 
 from oslo_log import log as logging
 import oslo_messaging
@@ -43,6 +44,30 @@ IDLE_INTERVAL = 2.0
 # A failed send is logged at ERROR on the first failure and then once per
 # this many seconds while the outage lasts.
 ERROR_LOG_INTERVAL = 60.0
+
+
+# Senders of this process, reset in a forked child (see _reset_in_child).
+_SENDERS = weakref.WeakSet()
+
+# Transports and lock files inherited from the parent, whose sockets and
+# locks the parent still uses. A child keeps them here and never uses them.
+_INHERITED = []
+
+
+def _reset_in_child():
+    # The parent's thread does not run in the child, and a lock that it held
+    # at fork time would stay locked forever.
+    for usage_sender in list(_SENDERS):
+        _INHERITED.append((usage_sender._transport, usage_sender._lock_file))
+        usage_sender._transport = None
+        usage_sender._lock_file = None
+        usage_sender._thread = None
+        usage_sender._wakeup = threading.Event()
+        usage_sender._stopped = threading.Event()
+        usage_sender._start_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 class Sender:
@@ -73,22 +98,20 @@ class Sender:
         self._start_lock = threading.Lock()
         self._failures = 0
         self._last_error_log = 0.0
+        _SENDERS.add(self)
 
     # Thread control
 
     def ensure_started(self):
         """Start the thread in this process unless it runs already."""
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             return
 
         with self._start_lock:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            # After a fork the parent's thread does not run in the child.
             self._pid = os.getpid()
             self._stopped.clear()
-            self._transport = None
-            self._lock_file = None
             self._thread = threading.Thread(
                 target=self._run, name='accelerator-usage-sender',
                 daemon=True)
@@ -101,7 +124,7 @@ class Sender:
         """Stop the thread; records not yet sent stay in the spool."""
         self._stopped.set()
         self._wakeup.set()
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._thread.join(timeout)
         self._thread = None
         if self._transport is not None:

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
@@ -49,6 +50,27 @@ _SCHEMA = (
     ' name TEXT PRIMARY KEY, value INTEGER NOT NULL)',
     "INSERT OR IGNORE INTO counters VALUES ('records', 0)",
 )
+
+
+# Spools of this process, reset in a forked child (see _reset_in_child).
+_SPOOLS = weakref.WeakSet()
+
+# Connections inherited from the parent. A child must not use or close
+# them, so they are kept here until it exits.
+_INHERITED = []
+
+
+def _reset_in_child():
+    # A lock that another thread held at fork time stays locked forever in
+    # the child, and an SQLite connection must not cross a fork.
+    for spool in list(_SPOOLS):
+        spool._lock = threading.Lock()
+        if spool._connection is not None:
+            _INHERITED.append(spool._connection)
+        spool._connection = None
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 class SpooledRecord:
@@ -88,14 +110,14 @@ class Spool:
         self._lock = threading.Lock()
         self._connection = None
         self._pid = None
+        _SPOOLS.add(self)
 
     # Connection
 
     def _connect(self):
-        if self._connection is not None and self._pid == os.getpid():
+        if self._connection is not None:
             return self._connection
 
-        # A connection must not cross a fork, so a child opens its own.
         try:
             self._connection = self._open(self.path)
         except sqlite3.OperationalError as error:

@@ -14,6 +14,8 @@
 
 import logging
 import os
+import signal
+import threading
 import time
 
 import fixtures
@@ -148,6 +150,47 @@ class TestDriver(base.TestCase):
         usage_driver._extractor = None
         self.assertIsNone(usage_driver.notify(None, message, 'INFO', None))
         self.assertIn('bad-msg-4 failed', self.log.output)
+
+    def test_forked_child_sends(self):
+        usage_driver = self._driver()
+        parent_thread = usage_driver._sender._thread
+
+        # Another thread holds the spool lock at fork time, as when the
+        # sender thread reads the spool while a worker process is forked.
+        holding = threading.Event()
+        release = threading.Event()
+
+        def hold_lock():
+            with usage_driver._sender.spool._lock:
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        holding.wait(30)
+        pid = os.fork()
+        if pid == 0:
+            # The child reports through its exit status only, and a child
+            # that deadlocks is killed by the alarm.
+            signal.alarm(20)
+            status = 1
+            try:
+                usage_driver.notify(
+                    {}, samples.as_message(samples.own_sample()), 'INFO',
+                    None)
+                child_sender = usage_driver._sender
+                if (child_sender._pid == os.getpid()
+                        and child_sender._thread is not parent_thread
+                        and child_sender._thread.is_alive()):
+                    status = 0
+            finally:
+                os._exit(status)
+
+        release.set()
+        holder.join()
+        _pid, status = os.waitpid(pid, 0)
+        self.assertEqual(0, os.waitstatus_to_exitcode(status))
+        self.assertTrue(parent_thread.is_alive())
 
     def test_one_sender_per_spool(self):
         first = self._driver()
