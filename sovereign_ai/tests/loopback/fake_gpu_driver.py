@@ -37,6 +37,7 @@ import uuid
 
 from nova import conf as nova_conf
 from nova.virt import fake
+import nova.virt.node
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
@@ -90,6 +91,12 @@ class FakeGpuDriver(fake.FakeDriverWithPciResources):
 
     def init_host(self, host):
         super().init_host(host)
+
+        # nova-compute refuses to restart without a node identity file in
+        # [DEFAULT] state_path, which Nova's fake drivers never write.
+        if nova.virt.node.read_local_node_uuid() is None:
+            nova.virt.node.write_local_node_uuid(node_uuid(host))
+
         LOG.info('Emulated GPU host %s: %s', host, self.layout.format())
 
     def get_available_resource(self, nodename):
