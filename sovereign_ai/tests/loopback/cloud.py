@@ -144,8 +144,8 @@ def _ensure_mariadb(settings):
             'installed; install the mariadb-server Debian package.'
             % settings.mysql_port)
 
-    # NOTE: this path starts a private server when the shared one is
-    # absent; the loopback CI image always has the shared one.
+    # The private server keeps its data under the state directory and
+    # stops with the cloud. LOOPBACK_MYSQL_PORT=<unused port> forces it.
     settings.mysql_port = settings.port('mariadb')
     datadir = settings.path('mariadb', 'data')
     if not os.path.isdir(datadir):
@@ -166,19 +166,28 @@ def _ensure_rabbitmq(settings):
     if process.port_open(settings.rabbit_port):
         return
 
-    server = shutil.which('rabbitmq-server')
+    # The Debian wrapper in /usr/sbin switches to the rabbitmq user, which
+    # cannot write the state directory, so run the script behind it.
+    server = _rabbitmq_bin('rabbitmq-server')
     if server is None:
         raise CloudError(
             'No RabbitMQ answers on 127.0.0.1:%d and rabbitmq-server is '
             'not installed; install the rabbitmq-server Debian package.'
             % settings.rabbit_port)
 
-    # NOTE: like the private MariaDB, this path runs only where no shared
-    # broker listens.
+    # LOOPBACK_RABBIT_PORT=<unused port> forces the private node.
     settings.rabbit_port = settings.port('rabbitmq')
     base = settings.path('rabbitmq')
     os.makedirs(base, exist_ok=True)
+
+    # The system's rabbitmq.conf and rabbitmq-env.conf name the shared
+    # node and its port, so the private node gets files of its own.
+    _write(os.path.join(base, 'rabbitmq.conf'),
+           'listeners.tcp.local = 127.0.0.1:%d\n' % settings.rabbit_port)
+    _write(os.path.join(base, 'rabbitmq-env.conf'), '')
     env = {
+        'RABBITMQ_CONFIG_FILE': os.path.join(base, 'rabbitmq.conf'),
+        'RABBITMQ_CONF_ENV_FILE': os.path.join(base, 'rabbitmq-env.conf'),
         'RABBITMQ_NODENAME': 'loopback@localhost',
         'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
         'RABBITMQ_NODE_PORT': str(settings.rabbit_port),
@@ -191,11 +200,19 @@ def _ensure_rabbitmq(settings):
     _wait_for_port(settings, 'rabbitmq', settings.rabbit_port)
 
 
+def _rabbitmq_bin(name):
+    path = os.path.join('/usr/lib/rabbitmq/bin', name)
+    if os.path.exists(path):
+        return path
+    return shutil.which(name)
+
+
 def _rabbitmqctl(settings, *args):
-    argv = ['rabbitmqctl']
-    if settings.rabbit_port != 5672:
-        argv += ['-n', 'loopback@localhost']
-    return argv + list(args)
+    if settings.rabbit_port == settings.port('rabbitmq'):
+        # The private node runs as this user, with this user's cookie.
+        return [_rabbitmq_bin('rabbitmqctl'), '-n',
+                'loopback@localhost'] + list(args)
+    return ['rabbitmqctl'] + list(args)
 
 
 def _wait_for_port(settings, name, port, timeout=60.0):
@@ -547,6 +564,10 @@ def up(settings):
         name for name, on in settings.plugins._asdict().items() if on)
         or 'none')
 
+    # A new cloud looks for the shared servers again, on the usual ports
+    # unless LOOPBACK_MYSQL_PORT or LOOPBACK_RABBIT_PORT names others.
+    settings.mysql_port = int(os.environ.get('LOOPBACK_MYSQL_PORT', 3306))
+    settings.rabbit_port = int(os.environ.get('LOOPBACK_RABBIT_PORT', 5672))
     _ensure_mariadb(settings)
     _ensure_rabbitmq(settings)
     _reset_backends(settings)
