@@ -127,7 +127,7 @@ class GpuScenarioTest(base.BaseV2ComputeAdminTest):
             addresses.append(address.lower())
 
         self.assertLessEqual(len(hosts), 1,
-                             'Server %s holds GPUs on several nodes: %s.'
+                             'Server %s has GPUs on several nodes: %s.'
                              % (server_id, sorted(hosts)))
         return (hosts.pop() if hosts else None), sorted(addresses)
 
@@ -143,7 +143,7 @@ class GpuScenarioTest(base.BaseV2ComputeAdminTest):
         server_host = self.host_of(server_id)
         node, addresses = self.gpu_addresses(server_id)
         self.assertEqual(count, len(addresses),
-                         'Server %s holds GPUs %s, expected %d.'
+                         'Server %s has GPUs %s, expected %d.'
                          % (server_id, addresses, count))
         self.assertEqual(server_host, node,
                          'Server %s runs on %s but its GPUs are on %s.'
@@ -155,7 +155,7 @@ class GpuScenarioTest(base.BaseV2ComputeAdminTest):
         layout = self.layouts[server_host]
         domains = {layout.domain_of(address, level) for address in addresses}
         self.assertEqual(1, len(domains),
-                         'Server %s holds GPUs %s on %s in %s domains %s, '
+                         'Server %s has GPUs %s on %s in %s domains %s, '
                          'expected one.' % (server_id, addresses, server_host,
                                             level, sorted(map(str, domains))))
         return server_host, addresses
