@@ -65,8 +65,12 @@ OPTS = [
 
 
 def register_opts(conf):
-    conf.register_group(GROUP)
-    conf.register_opts(OPTS, group=GROUP)
+    # ConfigOpts.register_group() keeps a shallow copy of the group that
+    # shares its option table, so a group object registered in two
+    # ConfigOpts would share their overrides. Register a new one each time.
+    conf.register_group(
+        cfg.OptGroup(name=GROUP.name, title=GROUP.title, help=GROUP.help))
+    conf.register_opts(OPTS, group=GROUP.name)
 
 
 def list_opts():

@@ -26,4 +26,7 @@ _OPT_MODULES = (scheduler, notifications, ironic)
 
 def list_opts():
     """Return (group, options) pairs for every option group of the package."""
-    return [(module.GROUP, module.list_opts()) for module in _OPT_MODULES]
+    groups = [(module.GROUP, module.list_opts()) for module in _OPT_MODULES]
+    groups.append(
+        (notifications.CYBORG_GROUP, notifications.list_cyborg_opts()))
+    return groups
