@@ -32,7 +32,7 @@ class TestEmbeddedRun(base.TestCase):
         status, stdout, stderr = test_trace.simulate('--seeds', '2')
 
         self.assertEqual(0, status, stderr)
-        self.assertIn('embedded-fleet (54 GPU nodes, 268 GPUs)', stdout)
+        self.assertIn('embedded-fleet (162 GPU nodes, 804 GPUs)', stdout)
         self.assertIn('2 seeds (42, 43)', stdout)
         lines = stdout.splitlines()
         header = [line for line in lines if line.startswith('policy')]
