@@ -19,6 +19,7 @@ in one line instead of breaking the others.
 """
 
 import argparse
+import os
 import sys
 
 import stevedore
@@ -28,6 +29,10 @@ COMMAND_NAMESPACE = 'sovereign_ai.commands'
 # Exit status for invalid input: a bad option, a missing file or a
 # malformed row. argparse uses the same status for usage errors.
 EXIT_INVALID_INPUT = 2
+
+# Exit status of a command whose reader closed standard output early, as
+# when its output is piped into head: 128 plus the number of SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 class CommandError(Exception):
@@ -118,12 +123,23 @@ def main(argv=None):
     except KeyboardInterrupt:
         print('sovereign-ai: interrupted', file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Python flushes standard output again at exit; point it at
+        # /dev/null so that the closed pipe raises no second error.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            # Standard output is not a file descriptor, as in tests.
+            pass
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         if args.debug:
             raise
-        print('sovereign-ai: error: %s %s failed unexpectedly: %s. '
-              'Run again with --debug for the traceback.'
-              % (parser.prog, args.command, error), file=sys.stderr)
+        print('sovereign-ai: error: %s %s failed unexpectedly: %s. Run '
+              '"%s --debug %s ..." to see the traceback.'
+              % (parser.prog, args.command, str(error).rstrip('.'),
+                 parser.prog, args.command), file=sys.stderr)
         return 1
 
 

@@ -40,7 +40,7 @@ class SimulateCommand(main.Command):
             '--fleet', metavar='FILE',
             help='Node list in the Alibaba GPU trace format (columns sn, '
                  'cpu_milli, memory_mib, gpu, model). Default: the embedded '
-                 'fleet of 54 GPU nodes.')
+                 'fleet of 162 GPU nodes.')
         parser.add_argument(
             '--trace', metavar='FILE',
             help='Task list in the Alibaba GPU trace format (columns name, '

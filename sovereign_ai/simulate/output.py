@@ -19,6 +19,10 @@ import time
 from sovereign_ai.simulate import protocol
 
 
+def _count(number, noun):
+    return '%d %s%s' % (number, noun, '' if number == 1 else 's')
+
+
 def _pair(value):
     return '%6.2f ± %.2f' % (value['mean'], value['sd'])
 
@@ -31,8 +35,8 @@ def format_table(report):
         'Workload: %s (%d tasks), offered GPU demand tuned to %d%% of '
         'capacity' % (report['trace'], report['trace_tasks'],
                       round(report['tune'] * 100)),
-        'Runs:     %d seeds (%s), engine %s' % (
-            len(report['seed_values']),
+        'Runs:     %s (%s), engine %s' % (
+            _count(len(report['seed_values']), 'seed'),
             ', '.join(str(seed) for seed in report['seed_values']),
             report['engine']),
         '',

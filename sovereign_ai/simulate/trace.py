@@ -107,7 +107,7 @@ class Workload:
 def _rows(path, required):
     label = os.path.basename(path)
     try:
-        handle = open(path, newline='', encoding='utf-8')
+        handle = open(path, newline='', encoding='utf-8-sig')
     except FileNotFoundError:
         raise TraceError('%s: file not found.' % path) from None
     except OSError as error:

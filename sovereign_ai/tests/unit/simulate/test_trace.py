@@ -12,6 +12,8 @@
 
 import contextlib
 import io
+import os
+import tempfile
 
 from sovereign_ai.cmd import main
 from sovereign_ai.simulate import gpu_models
@@ -45,6 +47,19 @@ class TestReadFleet(base.TestCase):
         self.assertEqual(['T4', 'V100M32'],
                          [fleet.model_name(node) for node in range(2)])
         self.assertEqual(10000, fleet.gpu_capacity_milli)
+
+    def test_byte_order_mark(self):
+        # Spreadsheet programs often save CSV files with a UTF-8 BOM.
+        with open(fixture('fleet.csv'), encoding='utf-8') as source:
+            content = source.read()
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, 'fleet_bom.csv')
+            with open(path, 'w', encoding='utf-8-sig', newline='') as copy:
+                copy.write(content.replace('\n', '\r\n'))
+
+            fleet = trace.read_fleet(path)
+
+        self.assertEqual(['node-t4', 'node-v100'], fleet.hosts)
 
     def test_cpu_node_skipped(self):
         fleet = trace.read_fleet(fixture('fleet.csv'))
