@@ -14,8 +14,6 @@
 
 import collections
 import copy
-import threading
-import time
 
 from nova import conf
 from nova import objects
@@ -25,6 +23,7 @@ from oslo_log import log as logging
 
 from sovereign_ai.conf import scheduler as scheduler_conf
 from sovereign_ai.gpu import topology
+from sovereign_ai.nova import rate_limit
 
 CONF = conf.CONF
 scheduler_conf.register_opts(CONF)
@@ -34,46 +33,6 @@ LOG = logging.getLogger(__name__)
 # Keys of an InstancePCIRequest spec that Placement matches, or that the
 # compute adds after scheduling; pool matching must ignore them.
 _IGNORED_SPEC_KEYS = ('resource_class', 'traits', 'rp_uuids')
-
-# Distinct warning keys (host, device, problem) remembered for rate limiting.
-_REMEMBERED_WARNINGS = 4096
-
-
-class _WarningLimiter:
-    """Warnings rate-limited per key by topology_warning_interval.
-
-    Warnings suppressed inside the interval are counted, and the next warning
-    with the same key states the count. The oldest keys are forgotten beyond
-    _REMEMBERED_WARNINGS, so a large fleet cannot grow the table without
-    bound.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._last_logged = collections.OrderedDict()
-        self._suppressed = collections.Counter()
-
-    def warn(self, key, message, params):
-        interval = CONF.sovereign_ai_scheduler.topology_warning_interval
-        now = time.monotonic()
-        with self._lock:
-            last = self._last_logged.get(key)
-            if last is not None and now - last < interval:
-                self._suppressed[key] += 1
-                return
-
-            self._last_logged[key] = now
-            self._last_logged.move_to_end(key)
-            while len(self._last_logged) > _REMEMBERED_WARNINGS:
-                oldest, _logged_at = self._last_logged.popitem(last=False)
-                self._suppressed.pop(oldest, None)
-            suppressed = self._suppressed.pop(key, 0)
-
-        if suppressed:
-            message += (' %(suppressed)d more such warnings were suppressed '
-                        'in the last %(interval)d seconds.')
-            params = dict(params, suppressed=suppressed, interval=interval)
-        LOG.warning(message, params)
 
 
 class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
@@ -116,7 +75,8 @@ class GpuTopologyFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     # multi-create are ordinary scheduling requests and run the filter.
     RUN_ON_REBUILD = False
 
-    _warnings = _WarningLimiter()
+    _warnings = rate_limit.WarningLimiter(
+        LOG, lambda: CONF.sovereign_ai_scheduler.topology_warning_interval)
 
     def host_passes(self, host_state, spec_obj):
         try:

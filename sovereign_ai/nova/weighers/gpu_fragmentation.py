@@ -44,7 +44,6 @@ request that only one host passes is neither observed nor weighed.
 
 import collections
 import threading
-import time
 import typing
 
 from nova import conf as nova_conf
@@ -56,6 +55,7 @@ from oslo_log import log as logging
 from sovereign_ai.conf import scheduler as scheduler_conf
 from sovereign_ai.gpu import fragmentation
 from sovereign_ai.gpu import topology
+from sovereign_ai.nova import rate_limit
 
 CONF = nova_conf.CONF
 scheduler_conf.register_opts(CONF)
@@ -71,10 +71,6 @@ MULTIPLIER_OPTION = 'gpu_fragmentation_weight_multiplier'
 # instance again; neither is a new request.
 _REMEMBERED_INSTANCES = 4096
 
-# Distinct keys of rate-limited warnings kept before the oldest are
-# forgotten, so that a large fleet cannot grow the table without bound.
-_REMEMBERED_WARNINGS = 4096
-
 
 class GpuRequest(typing.NamedTuple):
     """The flavor PCI request that the weigher scores, and its shape."""
@@ -84,44 +80,9 @@ class GpuRequest(typing.NamedTuple):
     policy: str
 
 
-class _WarningLimiter:
-    """Warnings rate-limited per key by the warning interval option.
-
-    Warnings suppressed inside the interval are counted, and the next
-    warning with the same key states the count.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._last_logged = collections.OrderedDict()
-        self._suppressed = collections.Counter()
-
-    def warn(self, key, message, params):
-        group = CONF.sovereign_ai_scheduler
-        interval = group.gpu_fragmentation_warning_interval
-        now = time.monotonic()
-
-        with self._lock:
-            last = self._last_logged.get(key)
-            if last is not None and now - last < interval:
-                self._suppressed[key] += 1
-                return
-
-            self._last_logged[key] = now
-            self._last_logged.move_to_end(key)
-            while len(self._last_logged) > _REMEMBERED_WARNINGS:
-                oldest, _when = self._last_logged.popitem(last=False)
-                self._suppressed.pop(oldest, None)
-            suppressed = self._suppressed.pop(key, 0)
-
-        if suppressed:
-            message += (' %(suppressed)d more such warnings were suppressed '
-                        'in the last %(interval)d seconds.')
-            params = dict(params, suppressed=suppressed, interval=interval)
-        LOG.warning(message, params)
-
-
-_WARNINGS = _WarningLimiter()
+_WARNINGS = rate_limit.WarningLimiter(
+    LOG,
+    lambda: CONF.sovereign_ai_scheduler.gpu_fragmentation_warning_interval)
 
 
 class _LearnedMix:

@@ -33,6 +33,7 @@ from oslo_utils import uuidutils
 
 from sovereign_ai.nova import filters
 from sovereign_ai.nova.filters import gpu_topology
+from sovereign_ai.nova import rate_limit
 from sovereign_ai.tests import base
 
 objects.register_all()
@@ -175,7 +176,10 @@ class FilterTestCase(base.TestCase):
         # Warnings are rate-limited per filter class; start each test fresh.
         self.useFixture(fixtures.MockPatchObject(
             gpu_topology.GpuTopologyFilter, '_warnings',
-            gpu_topology._WarningLimiter()))
+            rate_limit.WarningLimiter(
+                gpu_topology.LOG,
+                lambda: gpu_topology.CONF.sovereign_ai_scheduler
+                .topology_warning_interval)))
         self.filter = gpu_topology.GpuTopologyFilter()
 
     def warnings(self):
@@ -546,19 +550,6 @@ class TestBadInput(FilterTestCase):
         warnings = self.warnings()
         self.assertEqual(4, len(warnings))
         self.assertIn('1 more such warnings were suppressed', warnings[2])
-
-    def test_warning_keys_bounded(self):
-        limiter = gpu_topology._WarningLimiter()
-        self.useFixture(fixtures.MockPatchObject(
-            gpu_topology, '_REMEMBERED_WARNINGS', 3))
-
-        for index in range(5):
-            limiter.warn(('domain', 'host%d' % index), 'warning %(i)d',
-                         {'i': index})
-        limiter.warn(('domain', 'host0'), 'warning %(i)d', {'i': 0})
-
-        self.assertEqual(6, len(self.warnings()))
-        self.assertEqual(3, len(limiter._last_logged))
 
     def test_invalid_extra_spec(self):
         spec = request_spec([pci_request(4)],

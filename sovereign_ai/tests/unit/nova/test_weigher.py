@@ -23,6 +23,7 @@ from nova.scheduler import weights
 from oslo_config import fixture as config_fixture
 
 from sovereign_ai.gpu import fragmentation
+from sovereign_ai.nova import rate_limit
 from sovereign_ai.nova.weighers import gpu_fragmentation
 from sovereign_ai.tests import base
 
@@ -162,7 +163,10 @@ class WeigherTestCase(base.TestCase):
         self.addCleanup(gpu_fragmentation.reset_learned_mix)
         self.useFixture(fixtures.MonkeyPatch(
             gpu_fragmentation.__name__ + '._WARNINGS',
-            gpu_fragmentation._WarningLimiter()))
+            rate_limit.WarningLimiter(
+                gpu_fragmentation.LOG,
+                lambda: CONF.sovereign_ai_scheduler
+                .gpu_fragmentation_warning_interval)))
 
     def set_mix(self, text):
         self.config.config(group='sovereign_ai_scheduler',
