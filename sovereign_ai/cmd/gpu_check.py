@@ -18,11 +18,18 @@ burnin_gpus step, outside Ironic.
 Exit statuses:
 
 * 0: every check passed (warnings may have been printed).
-* 1: at least one fault was found, or a tool failed or timed out.
-* 2: invalid input (an option or a ``--set`` value).
-* 3: nothing to check: no NVIDIA GPU, or nvidia-smi is not installed.
+* 1: a check found a fault, a tool was missing, failed or timed out, or an
+  NVIDIA GPU is on the PCI bus but nvidia-smi is not installed.
+* 2: invalid input (an option, a ``--set`` value or a ``--sysfs-root``
+  that is not a sysfs tree).
+* 3: nothing to check: no NVIDIA GPU is on the PCI bus, and nvidia-smi is
+  not installed or lists no GPU.
+
+With ``--format json`` every outcome, including invalid input detected
+after the options are parsed, prints one JSON object on stdout.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -43,6 +50,15 @@ CONF = cfg.CONF
 EXIT_HEALTHY = 0
 EXIT_FAULTS = 1
 EXIT_NO_GPU = 3
+
+DEFAULT_SYSFS_ROOT = '/sys'
+
+EXIT_STATUS_HELP = """exit statuses:
+  0  every check passed (warnings may have been printed)
+  1  a check found a fault, a tool was missing, failed or timed out, or
+     an NVIDIA GPU is on the PCI bus but nvidia-smi is not installed
+  2  invalid input
+  3  nothing to check: no NVIDIA GPU is on the PCI bus"""
 
 
 def _parse_settings(pairs):
@@ -86,6 +102,86 @@ def _resolve(specs, requested):
         raise main.CommandError(str(error))
 
 
+def _convert_option(option, name, value):
+    """Check a command-line option against the step argument it sets.
+
+    The error names the option (``--expected-gpu-count``), not the step
+    argument, because the operator typed the option.
+    """
+    try:
+        return args.VALIDATE_ARGS[name].convert(option, value)
+    except args.InvalidArgument as error:
+        raise main.CommandError(str(error))
+
+
+def _sysfs_root(path):
+    """Return the sysfs root to search for GPUs.
+
+    An explicit ``--sysfs-root`` must contain bus/pci/devices, so a
+    mistyped path fails instead of reading as a host without GPUs. The
+    default /sys may lack it on a host without a PCI bus.
+    """
+    if path is None:
+        return DEFAULT_SYSFS_ROOT
+    if not os.path.isdir(path):
+        raise main.CommandError(
+            '--sysfs-root %s: directory not found; give the directory where '
+            'sysfs is mounted (default: /sys)' % path)
+    if not os.path.isdir(os.path.join(path, 'bus', 'pci', 'devices')):
+        raise main.CommandError(
+            '--sysfs-root %s: bus/pci/devices not found, so this is not a '
+            'sysfs tree; give the directory where sysfs is mounted '
+            '(default: /sys)' % path)
+    return path
+
+
+def _gpus_on_bus(count):
+    if count == 1:
+        return '1 NVIDIA GPU is on the PCI bus'
+    return '%d NVIDIA GPUs are on the PCI bus' % count
+
+
+def _missing_smi_message(command, gpu_count):
+    if os.path.dirname(command):
+        problem = '%s is not an executable file' % command
+    else:
+        problem = '%s was not found on PATH' % command
+    return ('%s but %s: install the NVIDIA driver or set '
+            '[sovereign_ai_ironic] nvidia_smi_command'
+            % (_gpus_on_bus(gpu_count), problem))
+
+
+def _not_run(step, settings, message):
+    """Return the result of a step that could not start."""
+    result = steps.StepResult(step, settings)
+    result.error = message
+    return result
+
+
+def _summary(results):
+    """Return the last line of the text output, after "gpu-check: "."""
+    faults = sum(len(result.faults) for result in results)
+    incomplete = [result.step for result in results if result.error]
+    if not faults and not incomplete:
+        return 'healthy'
+    parts = []
+    if faults:
+        parts.append('%d fault(s) found' % faults)
+    if incomplete:
+        parts.append('%s did not complete' % ' and '.join(incomplete))
+    return '; '.join(parts)
+
+
+def _print_json(status, exit_status, message, results=(), paths=None):
+    print(json.dumps({
+        'status': status,
+        'exit_status': exit_status,
+        'message': message,
+        'reports': [result.report for result in results],
+        'report_paths': paths or {},
+    }, indent=2, sort_keys=True, default=str))
+
+
 def _label(entry):
     if entry['gpu'] is None:
         return 'node'
@@ -97,14 +193,14 @@ def _label(entry):
 
 def _print_text(results, paths):
     for result in results:
-        status = 'FAILED' if result.failed else 'PASSED'
-        print('%s: %s on %s GPU(s), %d fault(s), %d warning(s)' % (
-            result.step, status, result.gpu_count
-            if result.gpu_count is not None else 'unknown',
-            len(result.faults),
-            len(result.findings) - len(result.faults)))
         if result.error:
-            print('  ERROR: %s' % result.error)
+            # A step that stopped early has no findings to count.
+            print('%s: ERROR: %s' % (result.step, result.error))
+        else:
+            print('%s: %s on %d GPU(s), %d fault(s), %d warning(s)' % (
+                result.step, 'FAILED' if result.faults else 'PASSED',
+                result.gpu_count, len(result.faults),
+                len(result.findings) - len(result.faults)))
         # Faults first, then warnings, each in GPU order.
         ordered = sorted(result.findings, key=lambda entry: (
             entry['severity'] != 'fault', entry['gpu'] is not None,
@@ -122,6 +218,36 @@ def _print_text(results, paths):
             print('  report: %s' % paths[result.step])
 
 
+def _step_settings(options):
+    """Return the resolved validate_gpus and burnin_gpus settings.
+
+    The burnin_gpus settings are None without ``--burnin``.
+    """
+    validate_arguments, burnin_arguments = _parse_settings(options.settings)
+    expected_count = None
+    if options.expected_gpu_count is not None:
+        expected_count = _convert_option(
+            '--expected-gpu-count', 'expected_gpu_count',
+            options.expected_gpu_count)
+    for requested in (validate_arguments, burnin_arguments):
+        if expected_count is not None:
+            requested['expected_gpu_count'] = expected_count
+        if options.expected_gpu_model:
+            requested['expected_gpu_model'] = options.expected_gpu_model
+    validate_settings = _resolve(args.VALIDATE_ARGS, validate_arguments)
+
+    if options.burnin is None:
+        return validate_settings, None
+    maximum = args.BURNIN_ARGS['duration'].maximum
+    if not 1 <= options.burnin <= maximum:
+        raise main.CommandError(
+            '--burnin %d is out of range: give 1 to %d seconds'
+            % (options.burnin, maximum))
+    burnin_arguments['duration'] = options.burnin
+    burnin_arguments['backend'] = options.backend
+    return validate_settings, _resolve(args.BURNIN_ARGS, burnin_arguments)
+
+
 class GpuCheckCommand(main.Command):
     """Validate (and optionally burn in) the NVIDIA GPUs of this host."""
 
@@ -129,6 +255,8 @@ class GpuCheckCommand(main.Command):
             'optionally burn the GPUs in, as the Ironic steps do.')
 
     def add_arguments(self, parser):
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = EXIT_STATUS_HELP
         parser.add_argument(
             '--burnin', type=int, metavar='SECONDS',
             help='Also run the burn-in for this many seconds (gpu-burn; '
@@ -158,48 +286,48 @@ class GpuCheckCommand(main.Command):
             help='Read the [sovereign_ai_ironic] options (tool paths, '
                  'timeouts, query format) from FILE.')
         parser.add_argument(
-            '--sysfs-root', default='/sys', metavar='DIR',
-            help='Root of the sysfs tree searched for NVIDIA GPUs '
-                 '(default: /sys).')
+            '--sysfs-root', metavar='DIR',
+            help='Directory where sysfs is mounted, searched for NVIDIA '
+                 'GPUs under bus/pci/devices (default: %s).'
+                 % DEFAULT_SYSFS_ROOT)
 
     def run(self, options):
+        # NOTE: argparse rejects a malformed value (--burnin abc) before
+        # run() starts, so that error stays plain text with --format json.
+        try:
+            return self._run(options)
+        except main.CommandError as error:
+            if options.format == 'json':
+                _print_json('invalid-input', error.exit_status, str(error))
+            raise
+
+    def _run(self, options):
         if options.config_file:
             _load_config(options.config_file)
-        validate_arguments, burnin_arguments = _parse_settings(
-            options.settings)
-        for requested in (validate_arguments, burnin_arguments):
-            if options.expected_gpu_count is not None:
-                requested['expected_gpu_count'] = options.expected_gpu_count
-            if options.expected_gpu_model:
-                requested['expected_gpu_model'] = options.expected_gpu_model
-        validate_settings = _resolve(args.VALIDATE_ARGS, validate_arguments)
-        burnin_settings = None
-        maximum = args.BURNIN_ARGS['duration'].maximum
-        if options.burnin is not None and not 1 <= options.burnin <= maximum:
-            raise main.CommandError(
-                '--burnin %d is out of range: give 1 to %d seconds'
-                % (options.burnin, maximum))
-        if options.burnin is not None:
-            burnin_arguments['duration'] = options.burnin
-            burnin_arguments['backend'] = options.backend
-            burnin_settings = _resolve(args.BURNIN_ARGS, burnin_arguments)
+        validate_settings, burnin_settings = _step_settings(options)
+        sysfs_root = _sysfs_root(options.sysfs_root)
 
-        on_bus = sysfs.list_gpus(options.sysfs_root)
+        on_bus = sysfs.list_gpus(sysfs_root)
         command = CONF.sovereign_ai_ironic.nvidia_smi_command
-        if shutil.which(command) is None:
-            where = ('%d NVIDIA GPU(s) are on the PCI bus' % len(on_bus)
-                     if on_bus else 'no NVIDIA GPU is on the PCI bus')
-            print('sovereign-ai gpu-check: nothing to check: %s not found '
-                  '(%s).' % (command, where), file=sys.stderr)
-            return EXIT_NO_GPU
-
-        results = [steps.validate(validate_settings, options.sysfs_root)]
+        installed = shutil.which(command) is not None
+        if not installed and not on_bus:
+            return self._nothing_to_check(
+                options, 'no NVIDIA GPU is on the PCI bus, and %s is not '
+                'installed' % command)
+        if not installed:
+            # A GPU without its driver cannot be used, so this is a fault,
+            # not a host to skip.
+            results = [_not_run(steps.VALIDATE, validate_settings,
+                                _missing_smi_message(command, len(on_bus)))]
+        else:
+            results = [steps.validate(validate_settings, sysfs_root)]
         first = results[0]
         if not on_bus and (first.error or not first.gpu_count):
-            print('sovereign-ai gpu-check: nothing to check: no NVIDIA GPU '
-                  'found (%s).' % (first.error or 'nvidia-smi lists none'),
-                  file=sys.stderr)
-            return EXIT_NO_GPU
+            reason = ('no NVIDIA GPU is on the PCI bus, and nvidia-smi '
+                      'lists none')
+            if first.error:
+                reason += ' (%s)' % first.error
+            return self._nothing_to_check(options, reason)
         if burnin_settings is not None and not first.error:
             results.append(steps.burn_in(burnin_settings))
 
@@ -213,16 +341,17 @@ class GpuCheckCommand(main.Command):
         failed = any(result.failed for result in results)
         status = EXIT_FAULTS if failed else EXIT_HEALTHY
         if options.format == 'json':
-            print(json.dumps({
-                'status': 'faults' if failed else 'healthy',
-                'exit_status': status,
-                'reports': [result.report for result in results],
-                'report_paths': paths,
-            }, indent=2, sort_keys=True, default=str))
+            _print_json('faults' if failed else 'healthy', status,
+                        _summary(results), results, paths)
         else:
             _print_text(results, paths)
-            faults = sum(len(result.faults) + bool(result.error)
-                         for result in results)
-            print('gpu-check: %s' % (
-                'healthy' if not failed else '%d fault(s) found' % faults))
+            print('gpu-check: %s' % _summary(results))
         return status
+
+    def _nothing_to_check(self, options, reason):
+        if options.format == 'json':
+            _print_json('no-gpu', EXIT_NO_GPU, 'nothing to check: %s' % reason)
+        else:
+            print('sovereign-ai gpu-check: nothing to check: %s.' % reason,
+                  file=sys.stderr)
+        return EXIT_NO_GPU

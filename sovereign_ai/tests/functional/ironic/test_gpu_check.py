@@ -40,7 +40,7 @@ class GpuCheckTest(base.TestCase):
         self.tools = self.useFixture(fakes.FakeTools())
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.sysfs = os.path.join(self.tmp, 'sys')
-        os.makedirs(self.sysfs)
+        os.makedirs(os.path.join(self.sysfs, 'bus', 'pci', 'devices'))
         self.config = os.path.join(self.tmp, 'sovereign-ai.conf')
         with open(self.config, 'w') as handle:
             handle.write('[sovereign_ai_ironic]\nquery_format = text\n'
@@ -61,9 +61,116 @@ class GpuCheckTest(base.TestCase):
         status, stdout, stderr = self.gpu_check(path='/usr/bin:/bin')
         self.assertEqual(3, status)
         self.assertEqual('', stdout)
-        self.assertEqual('sovereign-ai gpu-check: nothing to check: '
-                         'nvidia-smi not found (no NVIDIA GPU is on the PCI '
-                         'bus).\n', stderr)
+        self.assertEqual('sovereign-ai gpu-check: nothing to check: no '
+                         'NVIDIA GPU is on the PCI bus, and nvidia-smi is '
+                         'not installed.\n', stderr)
+
+    def test_no_gpu_json(self):
+        status, stdout, stderr = self.gpu_check('--format', 'json',
+                                                path='/usr/bin:/bin')
+        self.assertEqual(3, status)
+        document = json.loads(stdout)
+        self.assertEqual('no-gpu', document['status'])
+        self.assertEqual(3, document['exit_status'])
+        self.assertEqual('nothing to check: no NVIDIA GPU is on the PCI bus, '
+                         'and nvidia-smi is not installed',
+                         document['message'])
+        self.assertEqual('', stderr)
+
+    def test_gpu_without_driver(self):
+        fakes.write_sysfs(self.sysfs, gpu_count=1, nvswitch_count=0)
+        status, stdout, stderr = self.gpu_check(path='/usr/bin:/bin')
+        self.assertEqual(1, status)
+        self.assertEqual(
+            'validate_gpus: ERROR: 1 NVIDIA GPU is on the PCI bus but '
+            'nvidia-smi was not found on PATH: install the NVIDIA driver or '
+            'set [sovereign_ai_ironic] nvidia_smi_command\n'
+            'gpu-check: validate_gpus did not complete\n', stdout)
+
+    def test_gpus_without_driver_json(self):
+        fakes.write_sysfs(self.sysfs, gpu_count=2, nvswitch_count=0)
+        with open(self.config, 'a') as handle:
+            handle.write('nvidia_smi_command = /opt/nvidia/nvidia-smi\n')
+        status, stdout, stderr = self.gpu_check(
+            '--format', 'json', '--config-file', self.config,
+            path='/usr/bin:/bin')
+        self.assertEqual(1, status)
+        document = json.loads(stdout)
+        self.assertEqual('faults', document['status'])
+        self.assertEqual(1, document['exit_status'])
+        self.assertEqual(
+            '2 NVIDIA GPUs are on the PCI bus but /opt/nvidia/nvidia-smi is '
+            'not an executable file: install the NVIDIA driver or set '
+            '[sovereign_ai_ironic] nvidia_smi_command',
+            document['reports'][0]['error'])
+
+    def test_driver_not_answering(self):
+        # The message nvidia-smi prints when the kernel module is not
+        # loaded.
+        self.tools.add('nvidia-smi', [('', [fakes.response(
+            stdout="NVIDIA-SMI has failed because it couldn't communicate "
+                   "with the NVIDIA driver.\n", exit=9)])])
+        fakes.write_sysfs(self.sysfs, gpu_count=1, nvswitch_count=0)
+        status, stdout, stderr = self.gpu_check()
+        self.assertEqual(1, status)
+        self.assertIn("validate_gpus: ERROR: nvidia-smi -q -x exited with "
+                      "status 9: NVIDIA-SMI has failed because it couldn't "
+                      "communicate with the NVIDIA driver.\n", stdout)
+        self.assertTrue(stdout.endswith(
+            'gpu-check: validate_gpus did not complete\n'), stdout)
+
+    def test_gpu_listed_by_sysfs_only(self):
+        self.tools.add('nvidia-smi', [('', [fakes.response(
+            stdout='No devices were found\n', exit=6)])])
+        fakes.write_sysfs(self.sysfs, gpu_count=1, nvswitch_count=0)
+        status, stdout, stderr = self.gpu_check('--format', 'json')
+        self.assertEqual(1, status)
+        document = json.loads(stdout)
+        self.assertEqual('faults', document['status'])
+        self.assertEqual('validate_gpus did not complete',
+                         document['message'])
+        self.assertEqual('nvidia-smi -q -x exited with status 6: No devices '
+                         'were found', document['reports'][0]['error'])
+
+    def test_sysfs_root_missing(self):
+        missing = os.path.join(self.tmp, 'sysfs')
+        status, stdout, stderr = self.gpu_check('--sysfs-root', missing)
+        self.assertEqual(2, status)
+        self.assertEqual('sovereign-ai: error: --sysfs-root %s: directory '
+                         'not found; give the directory where sysfs is '
+                         'mounted (default: /sys)\n' % missing, stderr)
+
+    def test_sysfs_root_not_sysfs(self):
+        status, stdout, stderr = self.gpu_check('--sysfs-root', self.tmp)
+        self.assertEqual(2, status)
+        self.assertEqual('sovereign-ai: error: --sysfs-root %s: '
+                         'bus/pci/devices not found, so this is not a sysfs '
+                         'tree; give the directory where sysfs is mounted '
+                         '(default: /sys)\n' % self.tmp, stderr)
+
+    def test_invalid_input_json(self):
+        status, stdout, stderr = self.gpu_check(
+            '--format', 'json', '--sysfs-root', self.tmp)
+        self.assertEqual(2, status)
+        document = json.loads(stdout)
+        self.assertEqual('invalid-input', document['status'])
+        self.assertEqual(2, document['exit_status'])
+        self.assertIn('--sysfs-root %s' % self.tmp, document['message'])
+
+    def test_negative_gpu_count(self):
+        status, stdout, stderr = self.gpu_check('--expected-gpu-count', '-1')
+        self.assertEqual(2, status)
+        self.assertEqual('sovereign-ai: error: argument --expected-gpu-count'
+                         '=-1 is below the minimum 0\n', stderr)
+
+    def test_help_exit_statuses(self):
+        status, stdout, stderr = self.gpu_check('--help')
+        self.assertEqual(0, status)
+        self.assertIn('  1  a check found a fault, a tool was missing, failed '
+                      'or timed out, or\n     an NVIDIA GPU is on the PCI '
+                      'bus but nvidia-smi is not installed\n', stdout)
+        self.assertIn('  3  nothing to check: no NVIDIA GPU is on the PCI '
+                      'bus', stdout)
 
     def test_nvidia_smi_without_gpu(self):
         self.tools.add('nvidia-smi', [('', [fakes.response(
@@ -71,8 +178,9 @@ class GpuCheckTest(base.TestCase):
         status, stdout, stderr = self.gpu_check()
         self.assertEqual(3, status)
         self.assertEqual('sovereign-ai gpu-check: nothing to check: no '
-                         'NVIDIA GPU found (nvidia-smi -q -x exited with '
-                         'status 6: No devices were found).\n', stderr)
+                         'NVIDIA GPU is on the PCI bus, and nvidia-smi lists '
+                         'none (nvidia-smi -q -x exited with status 6: No '
+                         'devices were found).\n', stderr)
 
     def test_healthy_h100_text(self):
         self.tools.install_healthy_node()
@@ -95,6 +203,8 @@ class GpuCheckTest(base.TestCase):
         self.assertEqual(0, status, stderr)
         document = json.loads(stdout)
         self.assertEqual('healthy', document['status'])
+        self.assertEqual('healthy', document['message'])
+        self.assertEqual(0, document['exit_status'])
         self.assertEqual(1, document['reports'][0]['gpu_count'])
         self.assertEqual(['pcie_link', 'persistence_mode'], sorted(
             entry['check'] for entry in document['reports'][0]['findings']))
@@ -142,8 +252,26 @@ class GpuCheckTest(base.TestCase):
             '--config-file', self.config, '--burnin', '1',
             '--set', 'timeout=1')
         self.assertEqual(1, status)
-        self.assertIn('  ERROR: gpu_burn timed out after 1 seconds and was '
-                      'killed\n', stdout)
+        self.assertIn('burnin_gpus: ERROR: gpu_burn timed out after 1 '
+                      'seconds and was killed\n', stdout)
+        self.assertTrue(stdout.endswith(
+            'gpu-check: burnin_gpus did not complete\n'), stdout)
+
+    def test_burnin_tool_missing(self):
+        self.tools.install_healthy_node()
+        fakes.write_sysfs(self.sysfs, gpu_count=8, nvswitch_count=0)
+        status, stdout, stderr = self.gpu_check(
+            '--config-file', self.config, '--burnin', '2',
+            '--expected-gpu-count', '4',
+            path=self.tools.bin + os.pathsep + '/usr/bin:/bin')
+        self.assertEqual(1, status)
+        self.assertIn('validate_gpus: FAILED on 8 GPU(s), 1 fault(s), '
+                      '16 warning(s)\n', stdout)
+        self.assertIn('burnin_gpus: ERROR: no burn-in tool was found: '
+                      'neither dcgmi nor gpu_burn is installed\n', stdout)
+        self.assertTrue(stdout.endswith(
+            'gpu-check: 1 fault(s) found; burnin_gpus did not complete\n'),
+            stdout)
 
     def test_invalid_set_value(self):
         status, stdout, stderr = self.gpu_check(
