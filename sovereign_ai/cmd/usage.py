@@ -14,8 +14,10 @@
 
 import csv
 import json
+import ssl
 import sys
 import threading
+import urllib.parse
 
 from oslo_config import cfg
 from oslo_utils import timeutils
@@ -33,6 +35,8 @@ DEFAULT_POOL = 'sovereign-ai-usage-watch'
 REPORT_COLUMNS = ('project_id', 'model', 'kind', 'instances', 'gpu_hours',
                   'unknown_count_hours')
 
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
 
 class UsageCommand(main.Command):
     """Watch accelerator usage notifications or report GPU-hours."""
@@ -44,9 +48,9 @@ class UsageCommand(main.Command):
                                         metavar='ACTION')
         actions.required = True
 
-        watch = actions.add_parser(
-            'watch', help='Print accelerator usage notifications as they '
-                          'arrive.')
+        watch_help = 'Print accelerator usage notifications as they arrive.'
+        watch = actions.add_parser('watch', help=watch_help,
+                                   description=watch_help)
         watch.add_argument(
             '--config-file', action='append', default=[],
             help='A Nova configuration file to read transport_url and '
@@ -74,16 +78,23 @@ class UsageCommand(main.Command):
                  'object per line, the input format of "usage report".')
         watch.add_argument(
             '--max-messages', type=int,
-            help='Exit after this many notifications.')
+            help='Exit after this many notifications, 1 or more. '
+                 'Default: run until interrupted.')
+        watch.add_argument(
+            '--connect-timeout', type=float, default=DEFAULT_CONNECT_TIMEOUT,
+            help='Seconds to wait for a RabbitMQ broker to accept the '
+                 'connection before the command fails. Default: '
+                 '%(default)s.')
         watch.add_argument(
             '--keep-queue', action='store_true',
             help='Keep the pool queue on the broker after exit, so it '
                  'collects notifications until the next watch.')
         watch.set_defaults(usage_run=self.watch)
 
-        usage_report = actions.add_parser(
-            'report', help='Compute GPU-hours per project and model from '
-                           'recorded usage notifications.')
+        report_help = ('Compute GPU-hours per project and model from '
+                       'recorded usage notifications.')
+        usage_report = actions.add_parser('report', help=report_help,
+                                          description=report_help)
         usage_report.add_argument(
             'inputs', nargs='*', default=['-'], metavar='FILE',
             help='JSON lines files, as "usage watch --format json" writes '
@@ -119,6 +130,9 @@ class UsageCommand(main.Command):
         records = []
         for name in args.inputs:
             records.extend(_read_input(name))
+        if not records:
+            print('sovereign-ai: warning: no usage records found in %s'
+                  % ', '.join(args.inputs), file=sys.stderr)
         rows = report.gpu_hours(records, window_start, window_end)
         _write_rows(rows, args.format, sys.stdout)
         return 0
@@ -126,6 +140,15 @@ class UsageCommand(main.Command):
     # watch
 
     def watch(self, args):
+        if args.max_messages is not None and args.max_messages < 1:
+            raise main.CommandError(
+                'invalid --max-messages %d: expected 1 or more, or no '
+                '--max-messages to run until interrupted' % args.max_messages)
+        if not args.connect_timeout > 0:
+            raise main.CommandError(
+                'invalid --connect-timeout %s: expected a number of seconds '
+                'above 0' % args.connect_timeout)
+
         # oslo.messaging imports eventlet, which prints a deprecation
         # warning, so only the command that needs it imports it.
         import oslo_messaging
@@ -142,8 +165,19 @@ class UsageCommand(main.Command):
         try:
             transport = oslo_messaging.get_notification_transport(
                 conf, url=url)
-        except oslo_messaging.InvalidTransportURL as error:
-            raise main.CommandError('invalid transport URL: %s' % error)
+        except (oslo_messaging.InvalidTransportURL, ValueError) as error:
+            raise main.CommandError('invalid transport URL %s: %s' % (
+                _safe_url(url), _without_password(str(error), url)))
+        except oslo_messaging.DriverLoadFailure:
+            raise main.CommandError(
+                'invalid transport URL %s: no oslo.messaging driver for its '
+                'scheme. Use rabbit:// or another installed driver.'
+                % _safe_url(url))
+        try:
+            _check_broker(conf, url, args.connect_timeout)
+        except main.CommandError:
+            transport.cleanup()
+            raise
 
         exchange = (args.exchange or options.exchange
                     or NOVA_CONTROL_EXCHANGE)
@@ -155,16 +189,27 @@ class UsageCommand(main.Command):
              for topic in topics],
             [printer], executor='threading', pool=args.pool)
 
-        listener.start()
+        # The start declares the pool queue, so it runs inside the try: an
+        # interrupt or error during the start still deletes the queue.
+        started = False
         try:
+            listener.start()
+            started = True
             printer.done.wait()
         except KeyboardInterrupt:
-            pass
+            # An interrupt while watching is the usual way to stop, but one
+            # during the start goes to main, which exits with 130.
+            if not started:
+                raise
+        except oslo_messaging.ServerListenError as error:
+            raise main.CommandError('cannot listen on %s: %s' % (
+                _safe_url(url), _without_password(str(error), url)))
         finally:
-            listener.stop()
-            listener.wait()
+            if started:
+                listener.stop()
+                listener.wait()
             if not args.keep_queue:
-                _delete_queue(transport, conf, url, args.pool)
+                _delete_queue(conf, url, args.pool)
             transport.cleanup()
         return 0
 
@@ -208,24 +253,103 @@ def _text_line(record):
                 record['message_id']))
 
 
-def _delete_queue(transport, conf, url, pool):
-    """Delete the pool queue of a RabbitMQ transport, best effort."""
+def _safe_url(url):
+    """Return the scheme and hosts of a transport URL, without credentials."""
+    if not url:
+        return 'from the configuration files'
+    scheme, _sep, rest = url.partition('://')
+    netloc = rest.split('/', 1)[0]
+    return '%s://%s' % (scheme, netloc.rpartition('@')[2])
+
+
+def _without_password(text, url):
+    try:
+        password = urllib.parse.urlsplit(url or '').password
+    except ValueError:
+        return text.replace(url, _safe_url(url))
+    if password:
+        text = text.replace(password, '***')
+    return text
+
+
+def _rabbit_connections(conf, url, timeout):
+    """Return a kombu connection per host of a RabbitMQ transport URL.
+
+    The list is empty for other drivers and for a URL without hosts.
+    """
     import kombu
     import oslo_messaging
 
     parsed = oslo_messaging.TransportURL.parse(conf, url)
     if parsed.transport not in ('rabbit', None) or not parsed.hosts:
-        return
-    host = parsed.hosts[0]
-    amqp_url = 'amqp://%s:%s@%s:%d/%s' % (
-        host.username or 'guest', host.password or 'guest', host.hostname,
-        host.port or 5672, parsed.virtual_host or '')
+        return []
+
+    # NOTE: only the ssl and ssl_ca_file options of
+    # [oslo_messaging_rabbit] apply here, not client certificates.
+    ssl_options = False
+    rabbit = getattr(conf, 'oslo_messaging_rabbit', None)
+    if rabbit is not None and rabbit.ssl:
+        ssl_options = True
+        if rabbit.ssl_ca_file:
+            ssl_options = {'ca_certs': rabbit.ssl_ca_file,
+                           'cert_reqs': ssl.CERT_REQUIRED}
+
+    return [kombu.Connection(
+        hostname=host.hostname, port=host.port or 5672,
+        userid=host.username or 'guest', password=host.password or 'guest',
+        virtual_host=parsed.virtual_host or '/', ssl=ssl_options,
+        connect_timeout=timeout) for host in parsed.hosts]
+
+
+def _check_broker(conf, url, timeout):
+    """Connect to a RabbitMQ broker once, or raise CommandError.
+
+    oslo.messaging retries a refused login or an unreachable broker for
+    ever, so the command checks the broker first with a bounded timeout.
+    """
+    import amqp
+    import oslo_messaging
+
     try:
-        with kombu.Connection(amqp_url, connect_timeout=5) as connection:
-            connection.channel().queue_delete(pool)
+        connections = _rabbit_connections(conf, url, timeout)
+    except (oslo_messaging.InvalidTransportURL, ValueError) as error:
+        raise main.CommandError('invalid transport URL %s: %s' % (
+            _safe_url(url), _without_password(str(error), url)))
+
+    errors = []
+    for connection in connections:
+        address = '%s:%s' % (connection.hostname, connection.port)
+        try:
+            connection.connect()
+            return
+        except amqp.exceptions.AccessRefused:
+            raise main.CommandError(
+                'login refused by the broker at %s for user %s. Check the '
+                'user name and password of the transport URL.'
+                % (address, connection.userid))
+        except (OSError, amqp.exceptions.AMQPError) as error:
+            errors.append('%s (%s)' % (address, error))
+        finally:
+            connection.release()
+
+    if errors:
+        raise main.CommandError(
+            'cannot connect to the broker at %s within %s seconds. Check '
+            'that RabbitMQ runs there, or raise --connect-timeout.'
+            % (', '.join(errors), timeout))
+
+
+def _delete_queue(conf, url, pool):
+    """Delete the pool queue of a RabbitMQ transport, best effort."""
+    try:
+        for connection in _rabbit_connections(conf, url, 5):
+            with connection:
+                connection.channel().queue_delete(pool)
+            return
     except Exception as error:
         print('sovereign-ai: warning: the queue %s could not be deleted: '
-              '%s' % (pool, error), file=sys.stderr)
+              '%s' % (pool, _without_password(str(error), url)),
+              file=sys.stderr)
 
 
 def _window_time(value, option):
@@ -238,17 +362,29 @@ def _window_time(value, option):
 
 
 def _read_input(name):
+    source = '<stdin>' if name == '-' else name
+    skipped = {}
     try:
         if name == '-':
-            return report.read_records(sys.stdin, '<stdin>')
-        with open(name) as lines:
-            return report.read_records(lines, name)
+            records = report.read_records(sys.stdin, source, skipped)
+        else:
+            with open(name) as lines:
+                records = report.read_records(lines, source, skipped)
     except OSError as error:
         raise main.CommandError('cannot read %s: %s' % (name, error.strerror))
     except UnicodeDecodeError as error:
         raise main.CommandError('%s: not UTF-8 text: %s' % (name, error))
     except report.InvalidRecord as error:
         raise main.CommandError(str(error))
+
+    for event_type, (line, count) in sorted(skipped.items(),
+                                            key=lambda item: item[1][0]):
+        print('sovereign-ai: warning: %s:%d: skipped %d record(s) with '
+              'event_type %r, which is not a usage event. Expected %s.'
+              % (source, line, count, event_type,
+                 ', '.join(sorted(report.USAGE_EVENT_TYPES))),
+              file=sys.stderr)
+    return records
 
 
 def _write_rows(rows, output_format, stream):

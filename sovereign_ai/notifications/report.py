@@ -20,7 +20,11 @@ Usage notifications are paired per instance in event time order:
 * an end closes the open interval;
 * an exists opens an interval at the beginning of its audit period when
   none is open, for records that begin in the middle of an instance's
-  life, and is ignored otherwise.
+  life, and is ignored otherwise;
+* an exists that comes after the instance's end never re-opens it. Nova's
+  audit reports instances deleted during the audit period, so its exists
+  can arrive after the end. It only adds the part of its audit period
+  before the first interval seen for the instance, up to the end.
 
 Intervals still open at the end of the input count up to the end of the
 report window. Notifications with the same ``message_id`` are counted
@@ -33,6 +37,13 @@ from oslo_utils import timeutils
 from sovereign_ai.notifications import events
 
 _ORDER = {events.END: 0, events.START: 1, events.EXISTS: 2}
+
+#: The event types that ``read_records`` reads.
+USAGE_EVENT_TYPES = frozenset(_ORDER)
+
+EXPECTED_STRING = 'expected a non-empty string'
+EXPECTED_TIME = 'expected an ISO 8601 time such as 2026-11-01T00:00:00Z'
+EXPECTED_COUNT = 'expected a whole number of 0 or more, or null when unknown'
 
 
 class InvalidRecord(ValueError):
@@ -67,11 +78,18 @@ def _field(record, path, source, line):
     return value
 
 
-def read_records(lines, source):
+def _invalid(source, line, path, value, expected):
+    return InvalidRecord(source, line, 'invalid field %s: %r (%s)'
+                         % (path, value, expected))
+
+
+def read_records(lines, source, skipped=None):
     """Parse JSON lines of usage notifications.
 
     :param lines: an iterable of text lines.
     :param source: the file name used in error messages.
+    :param skipped: an optional dict that receives, per event type that is
+        not a usage event, ``[first line number, number of records]``.
     :returns: a list of (record, source, line number).
     :raises InvalidRecord: on the first invalid line.
     """
@@ -89,8 +107,13 @@ def read_records(lines, source):
             raise InvalidRecord(source, number, 'expected a JSON object')
 
         event_type = _field(record, 'event_type', source, number)
+        if not isinstance(event_type, str) or not event_type:
+            raise _invalid(source, number, 'event_type', event_type,
+                           EXPECTED_STRING)
         if event_type not in _ORDER:
             # Other notifications in a recorded stream are not usage.
+            if skipped is not None:
+                skipped.setdefault(event_type, [number, 0])[1] += 1
             continue
 
         _validate(record, source, number)
@@ -103,21 +126,20 @@ def _validate(record, source, number):
                  'payload.source_message_id'):
         value = _field(record, path, source, number)
         if not isinstance(value, str) or not value:
-            raise InvalidRecord(source, number,
-                                'invalid field %s: %r' % (path, value))
+            raise _invalid(source, number, path, value, EXPECTED_STRING)
 
     event_time = _field(record, 'payload.event_time', source, number)
     try:
         record['payload']['event_time'] = parse_time(event_time)
     except (TypeError, ValueError):
-        raise InvalidRecord(source, number, 'invalid field '
-                            'payload.event_time: %r' % (event_time,))
+        raise _invalid(source, number, 'payload.event_time', event_time,
+                       EXPECTED_TIME)
 
     count = _field(record, 'payload.count', source, number)
     if count is not None and (isinstance(count, bool)
                               or not isinstance(count, int) or count < 0):
-        raise InvalidRecord(source, number,
-                            'invalid field payload.count: %r' % (count,))
+        raise _invalid(source, number, 'payload.count', count,
+                       EXPECTED_COUNT)
 
     beginning = record['payload'].get('audit_period_beginning')
     if beginning:
@@ -125,9 +147,8 @@ def _validate(record, source, number):
             record['payload']['audit_period_beginning'] = parse_time(
                 beginning)
         except (TypeError, ValueError):
-            raise InvalidRecord(
-                source, number, 'invalid field '
-                'payload.audit_period_beginning: %r' % (beginning,))
+            raise _invalid(source, number, 'payload.audit_period_beginning',
+                           beginning, EXPECTED_TIME)
 
 
 def _groups(records):
@@ -148,6 +169,27 @@ def _groups(records):
         group[0]['payload']['event_time'], _ORDER[group[0]['event_type']]))
 
 
+def _add_late_exists(group, first_start, ended_at, open_group, close):
+    """Count an exists that arrived after its instance's end.
+
+    Only the part of the audit period before the first interval seen for
+    the instance counts, because the intervals already cover the rest, and
+    the instance stays closed.
+    """
+    payload = group[0]['payload']
+    instance_id = payload['instance_id']
+    beginning = payload.get('audit_period_beginning')
+    end = ended_at[instance_id]
+    covered_from = min(first_start[instance_id], end)
+    if beginning is None or beginning >= covered_from:
+        return
+
+    open_group(group, beginning)
+    close(instance_id, covered_from)
+    first_start[instance_id] = beginning
+    ended_at[instance_id] = end
+
+
 def gpu_hours(records, window_start, window_end):
     """Compute GPU-hours per project, model and kind in a window.
 
@@ -160,6 +202,10 @@ def gpu_hours(records, window_start, window_end):
     """
     totals = {}
     open_segments = {}
+    # Per instance: the start of the first interval seen, and the time of
+    # the end that closed the instance when no interval is open since.
+    first_start = {}
+    ended_at = {}
 
     def close(instance_id, end):
         for segment in open_segments.pop(instance_id, []):
@@ -180,6 +226,9 @@ def gpu_hours(records, window_start, window_end):
                 row['gpu_hours'] += hours * segment.count
 
     def open_group(group, start):
+        instance_id = group[0]['payload']['instance_id']
+        first_start.setdefault(instance_id, start)
+        ended_at.pop(instance_id, None)
         segments = []
         for record in group:
             payload = record['payload']
@@ -188,7 +237,7 @@ def gpu_hours(records, window_start, window_end):
             segments.append(Segment(
                 payload['project_id'], payload.get('model'),
                 payload.get('accelerator_kind'), payload['count'], start))
-        open_segments[group[0]['payload']['instance_id']] = segments
+        open_segments[instance_id] = segments
 
     for group in _groups(records):
         payload = group[0]['payload']
@@ -201,6 +250,10 @@ def gpu_hours(records, window_start, window_end):
             open_group(group, when)
         elif event_type == events.END:
             close(instance_id, when)
+            first_start.setdefault(instance_id, when)
+            ended_at[instance_id] = when
+        elif instance_id in ended_at:
+            _add_late_exists(group, first_start, ended_at, open_group, close)
         elif instance_id not in open_segments:
             open_group(group, payload.get('audit_period_beginning') or when)
 

@@ -101,6 +101,40 @@ class TestGpuHours(base.TestCase):
             usage('exists', 'i1', '2026-11-01T01:00:00Z', count=8),
             usage('end', 'i1', '2026-11-01T03:00:00Z')]))
 
+    def test_late_exists_stays_closed(self):
+        # Nova's hourly audit reports an instance deleted at 09:30 in the
+        # 09:00-10:00 period, and sends that exists at 10:05.
+        self.assertEqual({('p1', 'A100-SXM4-40GB'): 38.0}, hours([
+            usage('start', 'i1', '2026-11-01T00:00:00Z'),
+            usage('end', 'i1', '2026-11-01T09:30:00Z'),
+            usage('exists', 'i1', '2026-11-01T10:05:00Z',
+                  audit_period_beginning='2026-11-01T09:00:00Z',
+                  audit_period_ending='2026-11-01T10:00:00Z')]))
+
+    def test_late_exists_without_start(self):
+        # The recording begins after the start: the exists adds its audit
+        # period up to the end, and nothing after it.
+        self.assertEqual({('p1', 'A100-SXM4-40GB'): 2.0}, hours([
+            usage('end', 'i1', '2026-11-01T09:30:00Z'),
+            usage('exists', 'i1', '2026-11-01T10:05:00Z',
+                  audit_period_beginning='2026-11-01T09:00:00Z',
+                  audit_period_ending='2026-11-01T10:00:00Z'),
+            usage('exists', 'i1', '2026-11-01T10:06:00Z',
+                  audit_period_beginning='2026-11-01T09:00:00Z',
+                  audit_period_ending='2026-11-01T10:00:00Z',
+                  source='second-audit')]))
+
+    def test_late_exists_after_restart(self):
+        self.assertEqual({('p1', 'A100-SXM4-40GB'): 26.0}, hours([
+            usage('start', 'i1', '2026-11-01T00:00:00Z'),
+            usage('end', 'i1', '2026-11-01T05:00:00Z'),
+            usage('start', 'i1', '2026-11-01T14:00:00Z'),
+            usage('exists', 'i1', '2026-11-01T15:05:00Z',
+                  audit_period_beginning='2026-11-01T14:00:00Z'),
+            usage('end', 'i1', '2026-11-01T15:30:00Z'),
+            usage('exists', 'i1', '2026-11-01T16:05:00Z',
+                  audit_period_beginning='2026-11-01T15:00:00Z')]))
+
     def test_two_groups_one_event(self):
         records = [
             usage('start', 'i1', '2026-11-01T00:00:00Z', source='s1',
@@ -135,11 +169,25 @@ class TestInvalidRecords(base.TestCase):
                      'message_id': 'm', 'payload': {}}),
          'usage.jsonl:2: missing field payload.instance_id'),
         (json.dumps(usage('end', 'i1', 'noon')),
-         "usage.jsonl:2: invalid field payload.event_time: 'noon'"),
+         "usage.jsonl:2: invalid field payload.event_time: 'noon' (expected "
+         "an ISO 8601 time such as 2026-11-01T00:00:00Z)"),
         (json.dumps(usage('end', 'i1', '2026-11-01T00:00:00Z', count=-1)),
-         'usage.jsonl:2: invalid field payload.count: -1'),
+         'usage.jsonl:2: invalid field payload.count: -1 (expected a whole '
+         'number of 0 or more, or null when unknown)'),
         (json.dumps(usage('end', 'i1', '2026-11-01T00:00:00Z', count='4')),
-         "usage.jsonl:2: invalid field payload.count: '4'"),
+         "usage.jsonl:2: invalid field payload.count: '4' (expected a whole "
+         "number of 0 or more, or null when unknown)"),
+        (json.dumps(usage('end', 'i1', '2026-11-01T00:00:00Z', project='')),
+         "usage.jsonl:2: invalid field payload.project_id: '' (expected a "
+         "non-empty string)"),
+        (json.dumps({'event_type': 5}),
+         'usage.jsonl:2: invalid field event_type: 5 (expected a non-empty '
+         'string)'),
+        (json.dumps(usage('exists', 'i1', '2026-11-01T00:00:00Z',
+                          audit_period_beginning='daily')),
+         "usage.jsonl:2: invalid field payload.audit_period_beginning: "
+         "'daily' (expected an ISO 8601 time such as "
+         "2026-11-01T00:00:00Z)"),
     )
     @ddt.unpack
     def test_line_named(self, line, message):
@@ -210,6 +258,63 @@ class TestReportCommand(base.TestCase):
         self.assertEqual('', out)
         self.assertEqual('sovereign-ai: error: %s:1: missing field '
                          'message_id\n' % path, err)
+
+    def test_bad_count_expectation(self):
+        path = self._write([json.dumps(
+            usage('start', 'i1', '2026-11-01T00:00:00Z', count=-4))])
+        status, _out, err = self._run('report', path, '--from', '2026-11-01')
+        self.assertEqual(2, status)
+        self.assertEqual('sovereign-ai: error: %s:1: invalid field '
+                         'payload.count: -4 (expected a whole number of 0 or '
+                         'more, or null when unknown)\n' % path, err)
+
+    def test_unknown_event_type_warns(self):
+        path = self._write([
+            json.dumps({'event_type': 'compute.instance.create.end'}),
+            json.dumps(usage('start', 'i1', '2026-11-01T00:00:00Z')),
+            json.dumps({'event_type': 'compute.instance.create.end'}),
+            json.dumps({'event_type': 'instance.exists'})])
+        status, out, err = self._run('report', path, '--from', '2026-11-01',
+                                     '--to', '2026-11-02')
+        self.assertEqual(0, status)
+        self.assertEqual(['p1', 'A100-SXM4-40GB', 'passthrough_gpu', '1',
+                          '96.00', '0.00'], out.splitlines()[1].split())
+        expected = ('Expected accelerator.usage.end, '
+                    'accelerator.usage.exists, '
+                    'accelerator.usage.start.')
+        self.assertEqual([
+            "sovereign-ai: warning: %s:1: skipped 2 record(s) with event_type "
+            "'compute.instance.create.end', which is not a usage event. %s"
+            % (path, expected),
+            "sovereign-ai: warning: %s:4: skipped 1 record(s) with event_type "
+            "'instance.exists', which is not a usage event. %s"
+            % (path, expected)], err.splitlines())
+
+    def test_empty_input_warns(self):
+        path = self._write([])
+        status, out, err = self._run('report', path, '--from', '2026-11-01',
+                                     '--to', '2026-11-02')
+        self.assertEqual(0, status)
+        self.assertEqual(1, len(out.splitlines()))
+        self.assertEqual('sovereign-ai: warning: no usage records found in '
+                         '%s\n' % path, err)
+
+    def test_help_description(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            error = self.assertRaises(SystemExit, main.main,
+                                      ['usage', 'report', '--help'])
+        self.assertEqual(0, error.code)
+        self.assertIn('\nCompute GPU-hours per project and model from '
+                      'recorded usage notifications.\n', out.getvalue())
+
+    def test_negative_max_messages(self):
+        status, _out, err = self._run(
+            'watch', '--max-messages', '-1', '--transport-url', 'rabbit://')
+        self.assertEqual(2, status)
+        self.assertEqual('sovereign-ai: error: invalid --max-messages -1: '
+                         'expected 1 or more, or no --max-messages to run '
+                         'until interrupted\n', err)
 
     def test_missing_file_exit_2(self):
         status, _out, err = self._run(
