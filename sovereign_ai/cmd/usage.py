@@ -302,10 +302,13 @@ def _rabbit_connections(conf, url, timeout):
 
 
 def _check_broker(conf, url, timeout):
-    """Connect to a RabbitMQ broker once, or raise CommandError.
+    """Check that a RabbitMQ host of the URL accepts a login.
 
     oslo.messaging retries a refused login or an unreachable broker for
-    ever, so the command checks the broker first with a bounded timeout.
+    ever, so the command checks the broker first, for at most ``timeout``
+    seconds per host.
+
+    :raises CommandError: when no host accepts the connection.
     """
     import amqp
     import oslo_messaging
@@ -320,7 +323,11 @@ def _check_broker(conf, url, timeout):
     for connection in connections:
         address = '%s:%s' % (connection.hostname, connection.port)
         try:
-            connection.connect()
+            # Retries a refused or timed out connection until the timeout,
+            # as a broker may be starting, but not a refused login.
+            connection.ensure_connection(
+                timeout=timeout, interval_start=0.2, interval_step=0.2,
+                interval_max=1, reraise_as_library_errors=False)
             return
         except amqp.exceptions.AccessRefused:
             raise main.CommandError(
