@@ -287,9 +287,14 @@ class NotifierTestCase(testtools.TestCase):
         url = rabbit_url().replace('rabbit://', 'amqp://', 1)
         with kombu.Connection(url, connect_timeout=5) as connection:
             channel = connection.channel()
-            for queue in ('%s.info' % self.usage_topic,):
-                channel.queue_delete(queue)
+            # A notification listener declares one queue per priority.
+            for priority in _PRIORITIES:
+                channel.queue_delete('%s.%s' % (self.usage_topic, priority))
             channel.exchange_delete(self.exchange)
+
+
+_PRIORITIES = ('audit', 'debug', 'info', 'warn', 'error', 'critical',
+               'sample')
 
 
 def instance_ids(count):
