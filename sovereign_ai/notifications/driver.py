@@ -143,6 +143,10 @@ class AcceleratorUsageDriver(notifier.Driver):
     def notify(self, ctxt, message, priority, retry):
         if self._sender is None:
             return
+        if not isinstance(message, dict):
+            LOG.warning('Skipped a notification that is not a mapping but '
+                        '%s.', type(message).__name__)
+            return
         if message.get('event_type') not in events.USAGE_EVENTS:
             return
 

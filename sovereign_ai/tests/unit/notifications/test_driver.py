@@ -142,6 +142,17 @@ class TestDriver(base.TestCase):
         self.assertIsNone(usage_driver.notify({}, message, 'INFO', None))
         self.assertIn('bad-msg-3', self.log.output)
 
+    def test_non_mapping_message_no_raise(self):
+        usage_driver = self._driver()
+
+        for message in (None, ['instance.create.end'], 'text'):
+            self.assertIsNone(
+                usage_driver.notify({}, message, 'INFO', None))
+
+        self.assertIn('not a mapping but NoneType', self.log.output)
+        self.assertIn('not a mapping but list', self.log.output)
+        self.assertEqual([], self._spooled(usage_driver))
+
     def test_unexpected_error_no_raise(self):
         usage_driver = self._driver()
         message = samples.as_message(samples.own_sample(),
