@@ -122,18 +122,9 @@ def _ini(sections):
 
 
 def _authtoken(settings, username):
-    return [
-        ('www_authenticate_uri', settings.keystone_url),
-        ('auth_url', settings.keystone_url),
-        ('auth_type', 'password'),
-        ('username', username),
-        ('password', SERVICE_PASSWORD),
-        ('project_name', 'service'),
-        ('user_domain_name', 'Default'),
-        ('project_domain_name', 'Default'),
-        ('region_name', REGION),
-        ('service_token_roles_required', True),
-    ]
+    return ([('www_authenticate_uri', settings.keystone_url)]
+            + _service_auth(settings, username)
+            + [('service_token_roles_required', True)])
 
 
 def _service_auth(settings, username):
