@@ -70,7 +70,7 @@ MAX_GPUS_PER_NODE = 16
 
 @dataclasses.dataclass(frozen=True)
 class GpuSlot:
-    """Where one GPU of a node attaches: its topology domains and address."""
+    """Attachment point of one GPU: its topology domains and PCI address."""
 
     index: int
     address: str
@@ -94,9 +94,9 @@ def gpu_slots(model_name, gpu_count):
     The rules, the same for every model:
 
     * NUMA: the first half of the GPUs sits on NUMA node 0 and the second
-      half on NUMA node 1; a single GPU sits on NUMA node 0.
+      half on NUMA node 1. A single GPU sits on NUMA node 0.
     * PCIe switch: GPUs are paired in slot order (0-1, 2-3, ...) behind one
-      switch each; a node with one or two GPUs has one root port per GPU.
+      switch per pair. A node with one or two GPUs has one root port per GPU.
     * NVLink: GPUs are grouped in slot order by the model's
       ``nvlink_group``; a node with fewer GPUs than the group size has no
       NVLink, because its GPUs are PCIe cards.

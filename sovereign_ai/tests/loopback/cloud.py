@@ -101,28 +101,28 @@ def detect_plugins():
             'sovereign_ai.notifications.driver', 'AcceleratorUsageDriver'))
 
 
-def select_plugins(found, wanted):
-    """Return the plugins to enable: ``found`` masked by ``wanted``.
+def select_plugins(found, requested):
+    """Return the plugins to enable: ``found`` masked by ``requested``.
 
-    ``wanted`` is ``auto`` (every plugin found), ``none``, or a
+    ``requested`` is ``auto`` (every plugin found), ``none``, or a
     comma-separated list of plugin names, such as
     ``gpu_topology_filter,extra_spec_validation``, to run Nova without
     the others.
 
     :raises ValueError: on an unknown name.
     """
-    wanted = wanted.strip()
-    if wanted == 'auto':
+    requested = requested.strip()
+    if requested == 'auto':
         return found
 
-    names = set() if wanted == 'none' else {
-        name.strip() for name in wanted.split(',') if name.strip()}
+    names = set() if requested == 'none' else {
+        name.strip() for name in requested.split(',') if name.strip()}
     unknown = names - set(config.Plugins._fields)
     if unknown:
         raise ValueError(
             'Invalid LOOPBACK_PLUGINS value %r: unknown plugin %s; expected '
             'auto, none or names among %s.'
-            % (wanted, ', '.join(sorted(unknown)),
+            % (requested, ', '.join(sorted(unknown)),
                ', '.join(config.Plugins._fields)))
     return config.Plugins(**{
         name: available and name in names

@@ -26,7 +26,7 @@ class GpuResizeTest(base.GpuScenarioTest):
     does not claim the devices of a move operation from its Placement
     allocation: the destination compute claims free devices from the flavor
     and then adds them to the allocation. The GPU check therefore runs only
-    when the allocation holds exactly the 4 GPUs that the server uses.
+    when the allocation contains exactly the 4 GPUs that the server uses.
     """
 
     @decorators.idempotent_id('94f08e8b-7e6c-4d57-b62f-6a058c9c7173')
